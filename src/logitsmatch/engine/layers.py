@@ -1,0 +1,143 @@
+"""Transformer layers, tensor-parallel aware (Megatron style).
+
+Column-parallel weights are split by output rows across TP ranks, row-parallel ones by input
+columns followed by an all-reduce. With tp_size 1 every collective is a no-op.
+Shapes: T tokens, H hidden, D head_dim, F ffn hidden; ``_l`` = this rank's share.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from logitsmatch.engine.attention import AttentionMetadata, paged_attention
+from logitsmatch.engine.config import ModelConfig
+from logitsmatch.engine.parallel_context import ParallelContext
+from logitsmatch.engine.weights import WeightSource
+
+
+class Norm(nn.Module):
+    """RMSNorm (Llama) or LayerNorm without bias, in fp32 like HF, cast back to the input dtype."""
+
+    def __init__(self, weight: torch.Tensor, eps: float, kind: str) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.eps = eps
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        h = x.float()
+        if self.kind == "layernorm":
+            h = F.layer_norm(h, h.shape[-1:], eps=self.eps)
+        else:
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(dtype)
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding, HF's rotate_half convention; cos/sin tables in fp32."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)   # [P, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)                                     # [P, D]
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x: [T, heads, D]; positions: [T]."""
+        cos = self.cos[positions].unsqueeze(1).to(x.dtype)
+        sin = self.sin[positions].unsqueeze(1).to(x.dtype)
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+
+def kv_heads_for_rank(c: ModelConfig, ctx: ParallelContext) -> tuple[int, int]:
+    """[start, end) of the KV heads this TP rank holds; replicated when TP > KV heads."""
+    if ctx.tp_size <= c.num_kv_heads:
+        per = c.num_kv_heads // ctx.tp_size
+        return ctx.tp_rank * per, (ctx.tp_rank + 1) * per
+    head = ctx.tp_rank * c.num_kv_heads // ctx.tp_size
+    return head, head + 1
+
+
+class Attention(nn.Module):
+    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, prefix: str,
+                 dtype: torch.dtype) -> None:
+        super().__init__()
+        d = c.head_dim
+        q_per = c.num_heads // ctx.tp_size
+        q0 = ctx.tp_rank * q_per
+        kv0, kv1 = kv_heads_for_rank(c, ctx)
+        self.num_heads, self.num_kv_heads, self.head_dim = q_per, kv1 - kv0, d
+        # One fused [ (Hq_l + 2 Hkv_l) * D, H ] matmul instead of three.
+        qkv = torch.cat([
+            w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
+            w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
+            w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
+        ])
+        self.qkv = nn.Parameter(qkv.to(dtype), requires_grad=False)
+        self.o = nn.Parameter(
+            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)).to(dtype),
+            requires_grad=False)
+        self.ctx = ctx
+
+    def forward(self, x: torch.Tensor, rotary: Rotary | None, meta: AttentionMetadata,
+                k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+        t = x.shape[0]
+        qkv = F.linear(x, self.qkv)
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        q = qkv[:, :q_size].view(t, self.num_heads, self.head_dim)
+        k = qkv[:, q_size:q_size + kv_size].view(t, self.num_kv_heads, self.head_dim)
+        v = qkv[:, q_size + kv_size:].reshape(t, self.num_kv_heads, self.head_dim)
+        if rotary is not None:
+            q = rotary(q, meta.positions)
+            k = rotary(k, meta.positions)
+        out = paged_attention(q, k, v, k_cache, v_cache, meta)
+        return self.ctx.all_reduce(F.linear(out, self.o))
+
+
+class MLP(nn.Module):
+    """SwiGLU (gate/up/down) or GELU (up/down) MLP; up/gate column-parallel, down row-parallel."""
+
+    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, prefix: str,
+                 dtype: torch.dtype) -> None:
+        super().__init__()
+        f0, f1 = ctx.shard(c.ffn_hidden_size)
+        self.swiglu = c.activation == "swiglu"
+        names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
+        up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
+        self.up = nn.Parameter(up.to(dtype), requires_grad=False)              # [(2)F_l, H]
+        self.down = nn.Parameter(w.get(prefix + "down_proj.weight", cols=(f0, f1)).to(dtype),
+                                 requires_grad=False)                            # [H, F_l]
+        self.ctx = ctx
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.linear(x, self.up)
+        if self.swiglu:
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = F.gelu(h, approximate="tanh")
+        return self.ctx.all_reduce(F.linear(h, self.down))
+
+
+class Block(nn.Module):
+    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, layer: int,
+                 dtype: torch.dtype) -> None:
+        super().__init__()
+        p = f"model.layers.{layer}."
+        self.attn_norm = Norm(w.get(p + "input_layernorm.weight").to(dtype), c.norm_eps, c.norm)
+        self.attn = Attention(c, ctx, w, p + "self_attn.", dtype)
+        self.mlp_norm = Norm(w.get(p + "post_attention_layernorm.weight").to(dtype), c.norm_eps,
+                             c.norm)
+        self.mlp = MLP(c, ctx, w, p + "mlp.", dtype)
+
+    def forward(self, x: torch.Tensor, rotary: Rotary | None, meta: AttentionMetadata,
+                k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), rotary, meta, k_cache, v_cache)
+        return x + self.mlp(self.mlp_norm(x))

@@ -1,0 +1,124 @@
+"""Requests and their sampling parameters: plain Python, no torch."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RequestError(ValueError):
+    """A request the engine cannot run; the message names the request and the problem."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one request samples and when it stops.
+
+    ``top_k=1`` is greedy (argmax, first index on ties). ``top_k=0`` means no top-k cut.
+    ``seed`` makes a sampled request reproducible whatever else is in the batch.
+    """
+
+    num_tokens_to_generate: int = 30
+    temperature: float = 1.0
+    top_k: int = 1
+    top_p: float = 0.0
+    seed: int = 0
+    termination_id: int | None = None
+    stop_strings: tuple[str, ...] = ()
+    return_log_probs: bool = False
+    top_n_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        n = self.num_tokens_to_generate
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"num_tokens_to_generate must be an int >= 1, got {n!r}")
+        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) \
+                or self.temperature <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an int >= 0 (0 = off, 1 = greedy), got {self.top_k!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in [0, 1] (0 = off), got {self.top_p!r}")
+        if self.top_k == 1 and self.top_p not in (0.0, 1.0):
+            raise ValueError(f"top_p={self.top_p} has no effect with top_k=1 (greedy); drop one")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        if not isinstance(self.top_n_logprobs, int) or not 0 <= self.top_n_logprobs <= 20:
+            raise ValueError(f"top_n_logprobs must be an int in [0, 20], got {self.top_n_logprobs!r}")
+        if any(not isinstance(s, str) or not s for s in self.stop_strings):
+            raise ValueError(f"stop_strings must be non-empty strings, got {self.stop_strings!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.top_k == 1
+
+
+class Status(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass
+class Request:
+    """One sequence's bookkeeping: its tokens, how many have KV in the cache, what it produced."""
+
+    request_id: str
+    prompt: str
+    prompt_tokens: list[int]
+    params: SamplingParams
+    arrival: int = 0
+    generated: list[int] = field(default_factory=list)
+    num_computed: int = 0
+    prompt_logprobs: list[float] = field(default_factory=list)
+    generated_logprobs: list[float] = field(default_factory=list)
+    top_n: list[dict[int, float]] = field(default_factory=list)
+    status: Status = Status.WAITING
+    finish_reason: str | None = None
+    num_preemptions: int = 0
+
+    @property
+    def all_tokens(self) -> list[int]:
+        return self.prompt_tokens + self.generated
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prompt_tokens) + len(self.generated)
+
+    @property
+    def max_total_tokens(self) -> int:
+        return len(self.prompt_tokens) + self.params.num_tokens_to_generate
+
+
+@dataclass(frozen=True)
+class FinishedRecord:
+    """What the engine returns for a finished request (the output JSON's per-request entry)."""
+
+    request_id: str
+    prompt: str
+    prompt_tokens: list[int]
+    generated_tokens: list[int]
+    generated_text: str
+    logprobs: list[float] | None
+    top_n_logprobs: list[dict[int, float]] | None
+    finish_reason: str
+    latency: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "input_prompt": self.prompt,
+            "generated_text": self.generated_text,
+            "generated_tokens": list(self.generated_tokens),
+            "latency": self.latency,
+            "finish_reason": self.finish_reason,
+        }
+        if self.logprobs is not None:
+            out["logprobs"] = list(self.logprobs)
+        if self.top_n_logprobs is not None:
+            out["top_n_logprobs"] = [{str(k): v for k, v in d.items()} for d in self.top_n_logprobs]
+        if self.error is not None:
+            out["error"] = self.error
+        return out

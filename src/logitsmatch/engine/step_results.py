@@ -1,0 +1,45 @@
+"""What the last pipeline stage computes in a step, packed so every rank can unpack it.
+
+Every rank of a replica knows the step's schedule, so each can compute the layout below without
+being told; the last stage fills one flat float64 tensor (token ids are exact in float64) and
+broadcasts it. Per scheduled chunk, in order: its prompt logprobs, then, if it samples, the
+token, its logprob and ``top_n`` (logprob, id) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logitsmatch.engine.scheduler import ScheduledChunk
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    chunk: ScheduledChunk
+    prompt_positions: list[int]   # p such that log p(prompt[p + 1] | prompt[: p + 1]) is recorded
+    offset: int                   # where this chunk's values start in the flat tensor
+
+    @property
+    def width(self) -> int:
+        n = len(self.prompt_positions)
+        if self.chunk.sample:
+            n += 2 + 2 * self.chunk.request.params.top_n_logprobs
+        return n
+
+
+def plan(chunks: list[ScheduledChunk]) -> tuple[list[ChunkPlan], int]:
+    """The layout of a step's results and its total size."""
+    plans: list[ChunkPlan] = []
+    offset = 0
+    for chunk in chunks:
+        request = chunk.request
+        positions: list[int] = []
+        if request.params.return_log_probs:
+            # Prompt logprobs are recorded once, even if a preempted request is recomputed.
+            first = max(chunk.start, len(request.prompt_logprobs))
+            last = min(chunk.end, len(request.prompt_tokens) - 1)
+            positions = list(range(first, last))
+        item = ChunkPlan(chunk, positions, offset)
+        plans.append(item)
+        offset += item.width
+    return plans, offset
