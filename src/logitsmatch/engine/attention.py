@@ -26,10 +26,10 @@ class StepSpec:
 class AttentionMetadata:
     """Built once per step, shared by every layer."""
 
-    positions: torch.Tensor      # [T] position of each new token
-    slot_mapping: torch.Tensor   # [T] cache slot each new token's K/V is written to
-    gather_index: torch.Tensor   # [B, L] cache slot of each context position (pad: slot 0)
-    mask: torch.Tensor           # [B, 1, Q, L] True where query may attend key
+    positions: torch.Tensor  # [T] position of each new token
+    slot_mapping: torch.Tensor  # [T] cache slot each new token's K/V is written to
+    gather_index: torch.Tensor  # [B, L] cache slot of each context position (pad: slot 0)
+    mask: torch.Tensor  # [B, 1, Q, L] True where query may attend key
     query_index: torch.Tensor | None  # [T] row of each token in the padded [B * Q]; None if Q == 1
     num_seqs: int
     max_query: int
@@ -48,14 +48,14 @@ class AttentionMetadata:
         for b, s in enumerate(specs):
             n = s.end - s.start
             positions.extend(range(s.start, s.end))
-            slot_mapping.extend(s.slots[s.start:s.end])
+            slot_mapping.extend(s.slots[s.start : s.end])
             gather[b, : s.end] = torch.tensor(s.slots[: s.end], dtype=torch.long)
             query_rows.extend(range(b * max_query, b * max_query + n))
             q_pos[b, :n] = torch.arange(s.start, s.end)
             ctx_len[b, 0] = s.end
         keys = torch.arange(max_ctx)
         # key j visible to a query at position p iff j <= p (causal; also bounds j < end).
-        mask = keys.view(1, 1, -1) <= q_pos.unsqueeze(-1)           # [B, Q, L]
+        mask = keys.view(1, 1, -1) <= q_pos.unsqueeze(-1)  # [B, Q, L]
         # Padded query rows see key 0 only, so softmax has no empty row (their output is dropped).
         mask[..., 0] |= q_pos < 0
         return cls(
@@ -69,18 +69,26 @@ class AttentionMetadata:
         )
 
 
-def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                    k_cache: torch.Tensor, v_cache: torch.Tensor,
-                    meta: AttentionMetadata) -> torch.Tensor:
+def paged_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    meta: AttentionMetadata,
+    batch_invariant: bool = False,
+) -> torch.Tensor:
     """q: [T, Hq, D], k/v: [T, Hkv, D], caches: [S, Hkv, D] -> [T, Hq * D].
 
     Writes the new K/V into the cache, then attends over each request's whole context.
+    SDPA's sums over keys depend on the padded shapes (B, Q, L) of the step; in batch-invariant
+    mode it runs in float64 and rounds once, like ``layers.linear``.
     """
-    num_tokens, num_heads, head_dim = q.shape
+    _, num_heads, head_dim = q.shape
     k_cache.index_copy_(0, meta.slot_mapping, k)
     v_cache.index_copy_(0, meta.slot_mapping, v)
-    keys = k_cache[meta.gather_index].transpose(1, 2)      # [B, Hkv, L, D]
-    values = v_cache[meta.gather_index].transpose(1, 2)    # [B, Hkv, L, D]
+    keys = k_cache[meta.gather_index].transpose(1, 2)  # [B, Hkv, L, D]
+    values = v_cache[meta.gather_index].transpose(1, 2)  # [B, Hkv, L, D]
     b, qmax = meta.num_seqs, meta.max_query
     if meta.query_index is None:
         queries = q.view(b, 1, num_heads, head_dim)
@@ -88,10 +96,14 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         queries = q.new_zeros(b * qmax, num_heads, head_dim)
         queries[meta.query_index] = q
         queries = queries.view(b, qmax, num_heads, head_dim)
+    compute = torch.float64 if batch_invariant else q.dtype
     out = F.scaled_dot_product_attention(
-        queries.transpose(1, 2), keys, values, attn_mask=meta.mask,
+        queries.transpose(1, 2).to(compute),
+        keys.to(compute),
+        values.to(compute),
+        attn_mask=meta.mask,
         enable_gqa=num_heads != keys.shape[1],
-    )                                                       # [B, Hq, Q, D]
+    ).to(q.dtype)  # [B, Hq, Q, D]
     out = out.transpose(1, 2).reshape(b * qmax, num_heads * head_dim)
     if meta.query_index is not None:
         out = out[meta.query_index]

@@ -14,7 +14,9 @@ class BlockAllocator:
 
     def __init__(self, num_blocks: int, block_size: int) -> None:
         if num_blocks <= 0 or block_size <= 0:
-            raise ValueError(f"BlockAllocator needs positive sizes, got {num_blocks=} {block_size=}")
+            raise ValueError(
+                f"BlockAllocator needs positive sizes, got {num_blocks=} {block_size=}"
+            )
         self.num_blocks = num_blocks
         self.block_size = block_size
         # why a deque used FIFO: freed blocks go to the back, so a block is reused as late as

@@ -36,8 +36,15 @@ class ModelConfig:
     eos_token_id: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                     "ffn_hidden_size", "max_seq_len"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "ffn_hidden_size",
+            "max_seq_len",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
@@ -52,13 +59,19 @@ class ModelConfig:
                 f"num_kv_heads {self.num_kv_heads}"
             )
         if self.head_dim % 2 and self.positions == "rope":
-            raise ValueError(f"ModelConfig: rotary embeddings need an even head_dim, got {self.head_dim}")
+            raise ValueError(
+                f"ModelConfig: rotary embeddings need an even head_dim, got {self.head_dim}"
+            )
         if self.norm not in ("rmsnorm", "layernorm"):
             raise ValueError(f"ModelConfig.norm must be rmsnorm or layernorm, got {self.norm!r}")
         if self.activation not in ("swiglu", "gelu"):
-            raise ValueError(f"ModelConfig.activation must be swiglu or gelu, got {self.activation!r}")
+            raise ValueError(
+                f"ModelConfig.activation must be swiglu or gelu, got {self.activation!r}"
+            )
         if self.positions not in ("rope", "learned"):
-            raise ValueError(f"ModelConfig.positions must be rope or learned, got {self.positions!r}")
+            raise ValueError(
+                f"ModelConfig.positions must be rope or learned, got {self.positions!r}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -85,17 +98,27 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.block_size, int) or self.block_size <= 0:
-            raise ValueError(f"CacheConfig.block_size must be a positive int, got {self.block_size!r}")
+            raise ValueError(
+                f"CacheConfig.block_size must be a positive int, got {self.block_size!r}"
+            )
         if not isinstance(self.num_blocks, int) or self.num_blocks <= 0:
-            raise ValueError(f"CacheConfig.num_blocks must be a positive int, got {self.num_blocks!r}")
+            raise ValueError(
+                f"CacheConfig.num_blocks must be a positive int, got {self.num_blocks!r}"
+            )
 
     @property
     def num_slots(self) -> int:
         return self.block_size * self.num_blocks
 
     @classmethod
-    def from_budget(cls, *, block_size: int, tokens: int | None = None, bytes_: int | None = None,
-                    bytes_per_token: int | None = None) -> CacheConfig:
+    def from_budget(
+        cls,
+        *,
+        block_size: int,
+        tokens: int | None = None,
+        bytes_: int | None = None,
+        bytes_per_token: int | None = None,
+    ) -> CacheConfig:
         """A cache holding ``tokens`` token slots, or as many as fit in ``bytes_``."""
         if (tokens is None) == (bytes_ is None):
             raise ValueError("CacheConfig.from_budget: give exactly one of tokens or bytes_")
@@ -117,7 +140,9 @@ class SchedulerConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_num_seqs, int) or self.max_num_seqs <= 0:
-            raise ValueError(f"SchedulerConfig.max_num_seqs must be a positive int, got {self.max_num_seqs!r}")
+            raise ValueError(
+                f"SchedulerConfig.max_num_seqs must be a positive int, got {self.max_num_seqs!r}"
+            )
         if not isinstance(self.max_num_batched_tokens, int) or self.max_num_batched_tokens <= 0:
             raise ValueError(
                 "SchedulerConfig.max_num_batched_tokens must be a positive int, "

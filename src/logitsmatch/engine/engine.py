@@ -26,9 +26,15 @@ from logitsmatch.engine.tokenizer import Tokenizer
 
 
 class LLMEngine:
-    def __init__(self, model: StageModel, tokenizer: Tokenizer,
-                 cache: CacheConfig = CacheConfig(), scheduler: SchedulerConfig = SchedulerConfig()
-                 ) -> None:
+    def __init__(
+        self,
+        model: StageModel,
+        tokenizer: Tokenizer,
+        cache: CacheConfig | None = None,
+        scheduler: SchedulerConfig | None = None,
+    ) -> None:
+        cache = cache or CacheConfig()
+        scheduler = scheduler or SchedulerConfig()
         self.model, self.tokenizer, self.ctx = model, tokenizer, model.ctx
         self.device = next(model.parameters()).device
         self.cache_config = cache
@@ -37,9 +43,13 @@ class LLMEngine:
         kv_heads = model.layers[0].attn.num_kv_heads if len(model.layers) else 0
         shape = (cache.num_slots, kv_heads, model.config.head_dim)
         # One (K, V) pair per layer of this stage: [S, Hkv_l, D].
-        self.kv_caches = [(torch.zeros(shape, dtype=model.dtype, device=self.device),
-                           torch.zeros(shape, dtype=model.dtype, device=self.device))
-                          for _ in model.layers]
+        self.kv_caches = [
+            (
+                torch.zeros(shape, dtype=model.dtype, device=self.device),
+                torch.zeros(shape, dtype=model.dtype, device=self.device),
+            )
+            for _ in model.layers
+        ]
         self._requests: dict[str, Request] = {}
         self._generators: dict[str, torch.Generator] = {}
         self._started: dict[str, float] = {}
@@ -48,8 +58,9 @@ class LLMEngine:
 
     # ---- public API -------------------------------------------------------------------------
 
-    def add_request(self, prompt: str | Sequence[int], params: SamplingParams,
-                    request_id: str | None = None) -> str:
+    def add_request(
+        self, prompt: str | Sequence[int], params: SamplingParams, request_id: str | None = None
+    ) -> str:
         """Queue a request; raises RequestError (naming it) if it can never run."""
         rid = str(self._arrivals) if request_id is None else str(request_id)
         if rid in self._requests:
@@ -60,21 +71,26 @@ class LLMEngine:
             tokens = [int(t) for t in prompt]
             bad = [t for t in tokens if not 0 <= t < self.model.config.vocab_size]
             if bad:
-                raise RequestError(f"request {rid!r}: token ids {bad[:5]} outside the vocabulary "
-                                   f"[0, {self.model.config.vocab_size})")
+                raise RequestError(
+                    f"request {rid!r}: token ids {bad[:5]} outside the vocabulary "
+                    f"[0, {self.model.config.vocab_size})"
+                )
             text = self.tokenizer.decode(tokens)
         if not tokens:
             raise RequestError(f"request {rid!r}: empty prompt (0 tokens)")
         total = len(tokens) + params.num_tokens_to_generate
         if total > self.model.config.max_seq_len:
             raise RequestError(
-                f"request {rid!r}: prompt of {len(tokens)} tokens + {params.num_tokens_to_generate} "
+                f"request {rid!r}: prompt of {len(tokens)} tokens + "
+                f"{params.num_tokens_to_generate} "
                 f"to generate = {total} exceeds the max sequence length "
-                f"{self.model.config.max_seq_len}")
+                f"{self.model.config.max_seq_len}"
+            )
         if total > self.cache_config.num_slots:
             raise RequestError(
                 f"request {rid!r}: needs {total} KV-cache slots, the cache holds "
-                f"{self.cache_config.num_slots} (raise --kv-cache-tokens)")
+                f"{self.cache_config.num_slots} (raise --kv-cache-tokens)"
+            )
         if params.termination_id is None and self.tokenizer.eos_token_id is not None:
             params = _with_termination(params, self.tokenizer.eos_token_id)
         request = Request(rid, text, tokens, params, arrival=self._arrivals)
@@ -112,8 +128,9 @@ class LLMEngine:
             dist.broadcast(results, src=self.ctx.last_stage_rank, group=self.ctx.replica_group)
         return self._apply(plans, results.tolist())
 
-    def generate(self, prompts: Sequence[str | Sequence[int]], params: SamplingParams
-                 ) -> list[FinishedRecord]:
+    def generate(
+        self, prompts: Sequence[str | Sequence[int]], params: SamplingParams
+    ) -> list[FinishedRecord]:
         """Run ``prompts`` to completion; records in prompt order."""
         ids = [self.add_request(p, params) for p in prompts]
         done: dict[str, FinishedRecord] = {}
@@ -125,24 +142,31 @@ class LLMEngine:
     # ---- one step ---------------------------------------------------------------------------
 
     def _forward(self, chunks: list[ScheduledChunk]) -> torch.Tensor:
-        specs = [StepSpec(c.start, c.end, self.allocator.slots(c.request.request_id, 0, c.end))
-                 for c in chunks]
+        specs = [
+            StepSpec(c.start, c.end, self.allocator.slots(c.request.request_id, 0, c.end))
+            for c in chunks
+        ]
         meta = AttentionMetadata.build(specs, self.device)
         if self.ctx.is_first_stage:
-            tokens = [t for c in chunks for t in c.request.all_tokens[c.start:c.end]]
+            tokens = [t for c in chunks for t in c.request.all_tokens[c.start : c.end]]
             ids = torch.tensor(tokens, dtype=torch.long, device=self.device)
             hidden = self.model.embed_tokens(ids, meta.positions)
         else:
-            hidden = torch.empty(len(meta.positions), self.model.config.hidden_size,
-                                 dtype=self.model.dtype, device=self.device)
+            hidden = torch.empty(
+                len(meta.positions),
+                self.model.config.hidden_size,
+                dtype=self.model.dtype,
+                device=self.device,
+            )
             dist.recv(hidden, src=self.ctx.prev_stage_rank)
         hidden = self.model(hidden, meta, self.kv_caches)
         if not self.ctx.is_last_stage:
             dist.send(hidden.contiguous(), dst=self.ctx.next_stage_rank)
         return hidden
 
-    def _compute_results(self, hidden: torch.Tensor, plans: list[ChunkPlan],
-                         out: torch.Tensor) -> None:
+    def _compute_results(
+        self, hidden: torch.Tensor, plans: list[ChunkPlan], out: torch.Tensor
+    ) -> None:
         rows: list[int] = []
         targets: list[int] = []
         row = 0
@@ -158,12 +182,21 @@ class LLMEngine:
             if item.chunk.sample:
                 sample_rows.append(row - 1)
         all_rows = torch.tensor(rows + sample_rows, dtype=torch.long, device=hidden.device)
-        local = self.model.local_logits(hidden[all_rows])                 # [R, V_l]
+        local = self.model.local_logits(hidden[all_rows])  # [R, V_l]
         start = self.model.vocab_start
         normalizer = log_normalizer(local, self.ctx)
         n_prompt = len(rows)
-        prompt_lp = token_logprobs(local[:n_prompt], torch.tensor(targets, device=local.device),
-                                   start, self.ctx, normalizer[:n_prompt]).double().cpu()
+        prompt_lp = (
+            token_logprobs(
+                local[:n_prompt],
+                torch.tensor(targets, device=local.device),
+                start,
+                self.ctx,
+                normalizer[:n_prompt],
+            )
+            .double()
+            .cpu()
+        )
         samplers = [item for item in plans if item.chunk.sample]
         sample_local = local[n_prompt:]
         max_n = max([1] + [i.chunk.request.params.top_n_logprobs for i in samplers])
@@ -174,15 +207,16 @@ class LLMEngine:
             full = full_logits(sample_local[needs_full], self.ctx)
             for row_in_full, j in enumerate(needs_full):
                 request = samplers[j].chunk.request
-                tokens[j] = sample(full[row_in_full], request.params,
-                                   self._generators[request.request_id])
+                tokens[j] = sample(
+                    full[row_in_full], request.params, self._generators[request.request_id]
+                )
         sample_lp = token_logprobs(sample_local, tokens, start, self.ctx, normalizer[n_prompt:])
         best_lp = (best_values - normalizer[n_prompt:].unsqueeze(-1)).double().cpu()
         cursor = 0
         for item in plans:
             o = item.offset
             n = len(item.prompt_positions)
-            out[o:o + n] = prompt_lp[cursor:cursor + n]
+            out[o : o + n] = prompt_lp[cursor : cursor + n]
             cursor += n
         for j, item in enumerate(samplers):
             o = item.offset + len(item.prompt_positions)
@@ -200,7 +234,7 @@ class LLMEngine:
             request = c.request
             request.num_computed = c.end
             n = len(item.prompt_positions)
-            request.prompt_logprobs.extend(values[o:o + n])
+            request.prompt_logprobs.extend(values[o : o + n])
             if not c.sample:
                 continue
             token, logprob = int(values[o + n]), values[o + n + 1]
@@ -208,7 +242,7 @@ class LLMEngine:
             request.generated_logprobs.append(logprob)
             k = request.params.top_n_logprobs
             if k:
-                pairs = values[o + n + 2:o + n + 2 + 2 * k]
+                pairs = values[o + n + 2 : o + n + 2 + 2 * k]
                 request.top_n.append({int(pairs[2 * m + 1]): pairs[2 * m] for m in range(k)})
             if self._check_stop(request, token):
                 finished.append(self._finish(request))
@@ -221,7 +255,8 @@ class LLMEngine:
         elif len(request.generated) >= params.num_tokens_to_generate:
             request.finish_reason = "length"
         elif params.stop_strings and any(
-                s in self.tokenizer.decode(request.generated) for s in params.stop_strings):
+            s in self.tokenizer.decode(request.generated) for s in params.stop_strings
+        ):
             request.finish_reason = "stop_string"
         return request.finish_reason is not None
 
@@ -238,8 +273,12 @@ class LLMEngine:
         if request.params.return_log_probs:
             logprobs = request.prompt_logprobs + request.generated_logprobs
         return FinishedRecord(
-            request_id=rid, prompt=request.prompt, prompt_tokens=request.prompt_tokens,
-            generated_tokens=list(request.generated), generated_text=text, logprobs=logprobs,
+            request_id=rid,
+            prompt=request.prompt,
+            prompt_tokens=request.prompt_tokens,
+            generated_tokens=list(request.generated),
+            generated_text=text,
+            logprobs=logprobs,
             top_n_logprobs=request.top_n if request.params.top_n_logprobs else None,
             finish_reason=request.finish_reason or "aborted",
             latency=time.perf_counter() - self._started.pop(rid),

@@ -110,8 +110,14 @@ def _config(reader: Any, path: Path) -> ModelConfig:
         hidden_size=int(_field(reader, "llama.embedding_length", path)),
         num_layers=int(_field(reader, "llama.block_count", path)),
         num_heads=int(_field(reader, "llama.attention.head_count", path)),
-        num_kv_heads=int(_field(reader, "llama.attention.head_count_kv", path,
-                                _field(reader, "llama.attention.head_count", path))),
+        num_kv_heads=int(
+            _field(
+                reader,
+                "llama.attention.head_count_kv",
+                path,
+                _field(reader, "llama.attention.head_count", path),
+            )
+        ),
         ffn_hidden_size=int(_field(reader, "llama.feed_forward_length", path)),
         max_seq_len=int(_field(reader, "llama.context_length", path, 2048)),
         rope_theta=float(_field(reader, "llama.rope.freq_base", path, 10000.0)),
@@ -156,8 +162,9 @@ def _tensors(reader: Any, config: ModelConfig, path: Path) -> dict[str, np.ndarr
         try:
             array = dequantize(tensor.data, tensor.tensor_type)
         except Exception as exc:
-            raise GGUFError(f"{path}: cannot dequantize {tensor.name} "
-                            f"({tensor.tensor_type.name}): {exc}") from exc
+            raise GGUFError(
+                f"{path}: cannot dequantize {tensor.name} ({tensor.tensor_type.name}): {exc}"
+            ) from exc
         array = np.ascontiguousarray(array, dtype=np.float32)
         if name.endswith("q_proj.weight"):
             array = _unpermute(array, config.num_heads)
@@ -179,8 +186,10 @@ def _convert(path: Path, dest: Path) -> None:
     tensors = _tensors(reader, config, path)
     expected = 3 + 9 * config.num_layers - (1 if config.tie_embeddings else 0)
     if len(tensors) != expected:
-        raise GGUFError(f"{path}: expected {expected} tensors for {config.num_layers} layers, "
-                        f"found {len(tensors)} (truncated file?)")
+        raise GGUFError(
+            f"{path}: expected {expected} tensors for {config.num_layers} layers, "
+            f"found {len(tensors)} (truncated file?)"
+        )
     tokenizer_json = tokenizer_json_from_gguf_fields(
         tokens=[str(t) for t in _field(reader, "tokenizer.ggml.tokens", path)],
         token_types=[int(t) for t in _field(reader, "tokenizer.ggml.token_type", path, [])],
@@ -189,8 +198,11 @@ def _convert(path: Path, dest: Path) -> None:
         pre=str(_field(reader, "tokenizer.ggml.pre", path, "default")),
     )
     chat_template = reader.fields.get("tokenizer.chat_template")
-    meta = {"format": CACHE_FORMAT, "source": str(path),
-            "chat_template": None if chat_template is None else chat_template.contents()}
+    meta = {
+        "format": CACHE_FORMAT,
+        "source": str(path),
+        "chat_template": None if chat_template is None else chat_template.contents(),
+    }
     save_file(tensors, str(dest / "model.safetensors"))
     (dest / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
     (dest / "tokenizer.json").write_text(tokenizer_json)

@@ -17,6 +17,31 @@ from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
 
+def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
+    """x: [T, K] @ weight[N, K].T -> [T, N] in x's dtype.
+
+    Why two paths: BLAS picks its GEMM kernel by the row count T (gemv for 1 row, small-M and
+    blocked kernels above) and each kernel sums over K in its own order, so a request's
+    numbers shift by a few ulps with the batch around it (up to 1.5e-5 in SmolLM2's logprobs).
+    ``batch_invariant``: ``weight`` is float64, the product is accumulated in float64 and
+    rounded once to x's dtype, so the order no longer shows (a flip needs a float64 sum within
+    ~1e-16 of a float32 rounding boundary). Costs ~2x the matmul time and weight memory.
+    """
+    if not batch_invariant:
+        return F.linear(x, weight)
+    return F.linear(x.to(weight.dtype), weight).to(x.dtype)
+
+
+def row_parallel(
+    x: torch.Tensor, weight: torch.Tensor, ctx: ParallelContext, batch_invariant: bool
+) -> torch.Tensor:
+    """Row-parallel linear + all-reduce; in batch-invariant mode the partial sums cross ranks in
+    float64 and are rounded once, so tp=N matches tp=1 as closely as batch sizes do."""
+    if not batch_invariant:
+        return ctx.all_reduce(F.linear(x, weight))
+    return ctx.all_reduce(F.linear(x.to(weight.dtype), weight)).to(x.dtype)
+
+
 class Norm(nn.Module):
     """RMSNorm (Llama) or LayerNorm without bias, in fp32 like HF, cast back to the input dtype."""
 
@@ -41,9 +66,11 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
-        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)   # [P, D/2]
-        emb = torch.cat((freqs, freqs), dim=-1)                                     # [P, D]
+        inv_freq = 1.0 / (
+            theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
+        )
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [P, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)  # [P, D]
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
@@ -66,78 +93,120 @@ def kv_heads_for_rank(c: ModelConfig, ctx: ParallelContext) -> tuple[int, int]:
 
 
 class Attention(nn.Module):
-    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, prefix: str,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        c: ModelConfig,
+        ctx: ParallelContext,
+        w: WeightSource,
+        prefix: str,
+        dtype: torch.dtype,
+        batch_invariant: bool = False,
+    ) -> None:
         super().__init__()
+        self.batch_invariant = batch_invariant
+        row_dtype = torch.float64 if batch_invariant else dtype
         d = c.head_dim
         q_per = c.num_heads // ctx.tp_size
         q0 = ctx.tp_rank * q_per
         kv0, kv1 = kv_heads_for_rank(c, ctx)
         self.num_heads, self.num_kv_heads, self.head_dim = q_per, kv1 - kv0, d
         # One fused [ (Hq_l + 2 Hkv_l) * D, H ] matmul instead of three.
-        qkv = torch.cat([
-            w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
-            w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
-            w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
-        ])
-        self.qkv = nn.Parameter(qkv.to(dtype), requires_grad=False)
+        qkv = torch.cat(
+            [
+                w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
+                w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
+                w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
+            ]
+        )
+        self.qkv = nn.Parameter(qkv.to(row_dtype), requires_grad=False)
         self.o = nn.Parameter(
-            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)).to(dtype),
-            requires_grad=False)
+            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)).to(row_dtype),
+            requires_grad=False,
+        )
         self.ctx = ctx
 
-    def forward(self, x: torch.Tensor, rotary: Rotary | None, meta: AttentionMetadata,
-                k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotary: Rotary | None,
+        meta: AttentionMetadata,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+    ) -> torch.Tensor:
         t = x.shape[0]
-        qkv = F.linear(x, self.qkv)
+        qkv = linear(x, self.qkv, self.batch_invariant)
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
         q = qkv[:, :q_size].view(t, self.num_heads, self.head_dim)
-        k = qkv[:, q_size:q_size + kv_size].view(t, self.num_kv_heads, self.head_dim)
-        v = qkv[:, q_size + kv_size:].reshape(t, self.num_kv_heads, self.head_dim)
+        k = qkv[:, q_size : q_size + kv_size].view(t, self.num_kv_heads, self.head_dim)
+        v = qkv[:, q_size + kv_size :].reshape(t, self.num_kv_heads, self.head_dim)
         if rotary is not None:
             q = rotary(q, meta.positions)
             k = rotary(k, meta.positions)
-        out = paged_attention(q, k, v, k_cache, v_cache, meta)
-        return self.ctx.all_reduce(F.linear(out, self.o))
+        out = paged_attention(q, k, v, k_cache, v_cache, meta, self.batch_invariant)
+        return row_parallel(out, self.o, self.ctx, self.batch_invariant)
 
 
 class MLP(nn.Module):
     """SwiGLU (gate/up/down) or GELU (up/down) MLP; up/gate column-parallel, down row-parallel."""
 
-    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, prefix: str,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        c: ModelConfig,
+        ctx: ParallelContext,
+        w: WeightSource,
+        prefix: str,
+        dtype: torch.dtype,
+        batch_invariant: bool = False,
+    ) -> None:
         super().__init__()
+        self.batch_invariant = batch_invariant
+        row_dtype = torch.float64 if batch_invariant else dtype
         f0, f1 = ctx.shard(c.ffn_hidden_size)
         self.swiglu = c.activation == "swiglu"
         names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
         up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
-        self.up = nn.Parameter(up.to(dtype), requires_grad=False)              # [(2)F_l, H]
-        self.down = nn.Parameter(w.get(prefix + "down_proj.weight", cols=(f0, f1)).to(dtype),
-                                 requires_grad=False)                            # [H, F_l]
+        self.up = nn.Parameter(up.to(row_dtype), requires_grad=False)  # [(2)F_l, H]
+        self.down = nn.Parameter(
+            w.get(prefix + "down_proj.weight", cols=(f0, f1)).to(row_dtype), requires_grad=False
+        )  # [H, F_l]
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.linear(x, self.up)
+        h = linear(x, self.up, self.batch_invariant)
         if self.swiglu:
             gate, up = h.chunk(2, dim=-1)
             h = F.silu(gate) * up
         else:
             h = F.gelu(h, approximate="tanh")
-        return self.ctx.all_reduce(F.linear(h, self.down))
+        return row_parallel(h, self.down, self.ctx, self.batch_invariant)
 
 
 class Block(nn.Module):
-    def __init__(self, c: ModelConfig, ctx: ParallelContext, w: WeightSource, layer: int,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        c: ModelConfig,
+        ctx: ParallelContext,
+        w: WeightSource,
+        layer: int,
+        dtype: torch.dtype,
+        batch_invariant: bool = False,
+    ) -> None:
         super().__init__()
         p = f"model.layers.{layer}."
         self.attn_norm = Norm(w.get(p + "input_layernorm.weight").to(dtype), c.norm_eps, c.norm)
-        self.attn = Attention(c, ctx, w, p + "self_attn.", dtype)
-        self.mlp_norm = Norm(w.get(p + "post_attention_layernorm.weight").to(dtype), c.norm_eps,
-                             c.norm)
-        self.mlp = MLP(c, ctx, w, p + "mlp.", dtype)
+        self.attn = Attention(c, ctx, w, p + "self_attn.", dtype, batch_invariant)
+        self.mlp_norm = Norm(
+            w.get(p + "post_attention_layernorm.weight").to(dtype), c.norm_eps, c.norm
+        )
+        self.mlp = MLP(c, ctx, w, p + "mlp.", dtype, batch_invariant)
 
-    def forward(self, x: torch.Tensor, rotary: Rotary | None, meta: AttentionMetadata,
-                k_cache: torch.Tensor, v_cache: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotary: Rotary | None,
+        meta: AttentionMetadata,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+    ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), rotary, meta, k_cache, v_cache)
         return x + self.mlp(self.mlp_norm(x))

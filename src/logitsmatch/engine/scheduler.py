@@ -115,14 +115,15 @@ class Scheduler:
             have = len(self.allocator.table(request.request_id)) * bs
             room = have + self.allocator.num_free * bs - request.num_computed
             size = min(size, room)
-        if size <= 0 or not self.allocator.can_allocate(request.request_id,
-                                                        request.num_computed + size):
+        if size <= 0 or not self.allocator.can_allocate(
+            request.request_id, request.num_computed + size
+        ):
             return None
         self.allocator.allocate(request.request_id, request.num_computed + size)
         return ScheduledChunk(request, request.num_computed, request.num_computed + size)
 
     def _reserve_or_preempt(self, request: Request) -> bool:
-        """Make room for one more token of ``request``; False if ``request`` itself was preempted."""
+        """Make room for one more token of ``request``; False if it was itself preempted."""
         while not self.allocator.can_allocate(request.request_id, request.num_tokens):
             victim = max(self.running, key=lambda r: r.arrival)
             self._preempt(victim)

@@ -16,8 +16,8 @@ from logitsmatch.engine.scheduler import ScheduledChunk
 @dataclass(frozen=True)
 class ChunkPlan:
     chunk: ScheduledChunk
-    prompt_positions: list[int]   # p such that log p(prompt[p + 1] | prompt[: p + 1]) is recorded
-    offset: int                   # where this chunk's values start in the flat tensor
+    prompt_positions: list[int]  # p such that log p(prompt[p + 1] | prompt[: p + 1]) is recorded
+    offset: int  # where this chunk's values start in the flat tensor
 
     @property
     def width(self) -> int:

@@ -19,28 +19,39 @@ def _pre_tokenizer(pre: str) -> pre_tokenizers.PreTokenizer:
     """
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     if pre == "smollm":
-        return pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"),
-            byte_level,
-        ])
+        return pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"),
+                byte_level,
+            ]
+        )
     return byte_level
 
 
-def tokenizer_json_from_gguf_fields(*, tokens: list[str], token_types: list[int],
-                                    merges: list[str], model: str, pre: str) -> str:
+def tokenizer_json_from_gguf_fields(
+    *, tokens: list[str], token_types: list[int], merges: list[str], model: str, pre: str
+) -> str:
     """Build the tokenizer a GGUF describes and return it as ``tokenizer.json`` text."""
     if model != "gpt2":
-        raise ValueError(f"GGUF tokenizer model {model!r} is not supported (only byte-level 'gpt2')")
+        raise ValueError(
+            f"GGUF tokenizer model {model!r} is not supported (only byte-level 'gpt2')"
+        )
     vocab = {token: index for index, token in enumerate(tokens)}
     pairs = [tuple(m.split(" ", 1)) for m in merges]
     tok = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
     tok.pre_tokenizer = _pre_tokenizer(pre)
     tok.decoder = decoders.ByteLevel()
     types = token_types or [0] * len(tokens)
-    special = [AddedToken(t, special=True, normalized=False)
-               for t, kind in zip(tokens, types) if kind == _CONTROL]
-    user = [AddedToken(t, special=False, normalized=False)
-            for t, kind in zip(tokens, types) if kind == _USER_DEFINED]
+    special = [
+        AddedToken(t, special=True, normalized=False)
+        for t, kind in zip(tokens, types, strict=True)
+        if kind == _CONTROL
+    ]
+    user = [
+        AddedToken(t, special=False, normalized=False)
+        for t, kind in zip(tokens, types, strict=True)
+        if kind == _USER_DEFINED
+    ]
     tok.add_special_tokens(special)
     tok.add_tokens(user)
     return tok.to_str()
@@ -49,15 +60,17 @@ def tokenizer_json_from_gguf_fields(*, tokens: list[str], token_types: list[int]
 class Tokenizer:
     """Encode/decode without BOS/EOS added, as Megatron's inference tokenizer does by default."""
 
-    def __init__(self, backend: HFTokenizer, eos_token_id: int | None = None,
-                 bos_token_id: int | None = None) -> None:
+    def __init__(
+        self, backend: HFTokenizer, eos_token_id: int | None = None, bos_token_id: int | None = None
+    ) -> None:
         self._tok = backend
         self.eos_token_id = eos_token_id
         self.bos_token_id = bos_token_id
 
     @classmethod
-    def from_file(cls, path: str | Path, eos_token_id: int | None = None,
-                  bos_token_id: int | None = None) -> Tokenizer:
+    def from_file(
+        cls, path: str | Path, eos_token_id: int | None = None, bos_token_id: int | None = None
+    ) -> Tokenizer:
         return cls(HFTokenizer.from_file(str(path)), eos_token_id, bos_token_id)
 
     @property

@@ -18,8 +18,9 @@ from logitsmatch.engine.config import ModelConfig
 class WeightSource(Protocol):
     def has(self, name: str) -> bool: ...
 
-    def get(self, name: str, rows: tuple[int, int] | None = None,
-            cols: tuple[int, int] | None = None) -> torch.Tensor:
+    def get(
+        self, name: str, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         """The fp32 tensor ``name``, optionally only rows [r0, r1) / columns [c0, c1)."""
         ...
 
@@ -37,14 +38,15 @@ class SafetensorsSource:
         self._where: dict[str, object] = {}
         for file in files:
             handle = safe_open(str(file), framework="pt")
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
                 self._where[key] = handle
 
     def has(self, name: str) -> bool:
         return name in self._where
 
-    def get(self, name: str, rows: tuple[int, int] | None = None,
-            cols: tuple[int, int] | None = None) -> torch.Tensor:
+    def get(
+        self, name: str, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         if name not in self._where:
             raise KeyError(f"tensor {name!r} not found in {self.folder}")
         view = self._where[name].get_slice(name)  # type: ignore[attr-defined]
@@ -70,8 +72,9 @@ class SyntheticSource:
     def has(self, name: str) -> bool:
         return name in self._shapes
 
-    def get(self, name: str, rows: tuple[int, int] | None = None,
-            cols: tuple[int, int] | None = None) -> torch.Tensor:
+    def get(
+        self, name: str, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         shape = self._shapes[name]
         if name.endswith("norm.weight"):
             full = torch.ones(shape)
@@ -82,9 +85,9 @@ class SyntheticSource:
                 std /= (2 * self.config.num_layers) ** 0.5
             full = torch.randn(shape, generator=gen) * std
         if rows:
-            full = full[rows[0]:rows[1]]
+            full = full[rows[0] : rows[1]]
         if cols:
-            full = full[:, cols[0]:cols[1]]
+            full = full[:, cols[0] : cols[1]]
         return full.contiguous()
 
 
@@ -100,16 +103,18 @@ def _llama_shapes(c: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["model.embed_positions.weight"] = (c.max_seq_len, c.hidden_size)
     for i in range(c.num_layers):
         p = f"model.layers.{i}."
-        shapes.update({
-            p + "input_layernorm.weight": (c.hidden_size,),
-            p + "post_attention_layernorm.weight": (c.hidden_size,),
-            p + "self_attn.q_proj.weight": (c.num_heads * d, c.hidden_size),
-            p + "self_attn.k_proj.weight": (c.num_kv_heads * d, c.hidden_size),
-            p + "self_attn.v_proj.weight": (c.num_kv_heads * d, c.hidden_size),
-            p + "self_attn.o_proj.weight": (c.hidden_size, c.num_heads * d),
-            p + "mlp.up_proj.weight": (c.ffn_hidden_size, c.hidden_size),
-            p + "mlp.down_proj.weight": (c.hidden_size, c.ffn_hidden_size),
-        })
+        shapes.update(
+            {
+                p + "input_layernorm.weight": (c.hidden_size,),
+                p + "post_attention_layernorm.weight": (c.hidden_size,),
+                p + "self_attn.q_proj.weight": (c.num_heads * d, c.hidden_size),
+                p + "self_attn.k_proj.weight": (c.num_kv_heads * d, c.hidden_size),
+                p + "self_attn.v_proj.weight": (c.num_kv_heads * d, c.hidden_size),
+                p + "self_attn.o_proj.weight": (c.hidden_size, c.num_heads * d),
+                p + "mlp.up_proj.weight": (c.ffn_hidden_size, c.hidden_size),
+                p + "mlp.down_proj.weight": (c.hidden_size, c.ffn_hidden_size),
+            }
+        )
         if c.activation == "swiglu":
             shapes[p + "mlp.gate_proj.weight"] = (c.ffn_hidden_size, c.hidden_size)
     return shapes
@@ -121,7 +126,9 @@ def config_from_hf(folder: str | Path) -> ModelConfig:
     try:
         hf = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: missing (an HF checkpoint folder needs config.json)") from exc
+        raise FileNotFoundError(
+            f"{path}: missing (an HF checkpoint folder needs config.json)"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
     try:
@@ -138,7 +145,9 @@ def config_from_hf(folder: str | Path) -> ModelConfig:
             norm_eps=float(hf.get("rms_norm_eps", 1e-5)),
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
             bos_token_id=hf.get("bos_token_id"),
-            eos_token_id=hf.get("eos_token_id") if isinstance(hf.get("eos_token_id"), int) else None,
+            eos_token_id=hf.get("eos_token_id")
+            if isinstance(hf.get("eos_token_id"), int)
+            else None,
         )
     except KeyError as exc:
         raise ValueError(f"{path}: missing field {exc.args[0]!r}") from exc

@@ -1,0 +1,149 @@
+"""Flags of ``logitsmatch generate``: Megatron-LM's names, so a case's MODEL_ARGS pass through."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from logitsmatch.engine.config import CacheConfig, SchedulerConfig
+from logitsmatch.engine.request import SamplingParams
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and parallelism")
+    g.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="preset (smollm2-135m, gpt-583m, tiny, tiny-gpt2), .gguf file or HF folder",
+    )
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    g.add_argument("--bf16", action="store_true", help="same as --dtype bfloat16 (Megatron name)")
+    g.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="default: cuda when available, else cpu",
+    )
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (request i uses seed + i)")
+    g.add_argument("--synthetic-seed", type=int, default=1234, help="seed of synthetic weights")
+    g.add_argument("--tensor-model-parallel-size", type=int, default=1)
+    g.add_argument("--pipeline-model-parallel-size", type=int, default=1)
+    g.add_argument("--data-parallel-size", type=int, default=1)
+    g.add_argument(
+        "--pipeline-layer-split",
+        default=None,
+        help="layers per stage, comma separated (default: even, remainder to the middle stages)",
+    )
+    g.add_argument(
+        "--batch-invariant",
+        action="store_true",
+        help="accumulate matmuls and attention in float64, rounding once: a request's "
+        "numbers no longer depend on its batch or the TP size (~2x slower)",
+    )
+    g.add_argument(
+        "--deterministic-mode",
+        action="store_true",
+        help="torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG on CUDA",
+    )
+    g.add_argument(
+        "--collective-timeout-s",
+        type=float,
+        default=60.0,
+        help="deadline of every collective and receive",
+    )
+    g.add_argument("--inference-max-seq-length", type=int, default=None)
+    g.add_argument("--kv-cache-tokens", type=int, default=16384, help="KV cache size in tokens")
+    g.add_argument("--kv-block-size", type=int, default=16)
+    g.add_argument(
+        "--inference-max-requests", type=int, default=32, help="max concurrent requests in a step"
+    )
+    g.add_argument(
+        "--inference-max-batch-tokens",
+        type=int,
+        default=512,
+        help="max tokens per step (chunked prefill splits longer prompts)",
+    )
+    g.add_argument("--no-chunked-prefill", action="store_true")
+
+
+def add_request_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("requests and sampling")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompts", nargs="+", metavar="TEXT")
+    src.add_argument("--prompt-file", type=Path, help='JSONL: one {"prompt": ...} or string a line')
+    g.add_argument("--num-tokens-to-generate", type=int, default=30)
+    g.add_argument("--top-k", "--top_k", dest="top_k", type=int, default=1)
+    g.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=0.0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument(
+        "--termination-id",
+        type=int,
+        default=None,
+        help="stop on this token (default: the tokenizer's EOS; -1: never)",
+    )
+    g.add_argument("--stop-strings", nargs="*", default=[])
+    g.add_argument("--return-log-probs", action="store_true")
+    g.add_argument("--top-n-logprobs", type=int, default=0)
+    g.add_argument("--add-bos", action="store_true")
+    g.add_argument("--output-path", type=Path, required=True)
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    prompts: list[str]
+    params: list[SamplingParams]
+    cache: CacheConfig
+    scheduler: SchedulerConfig
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.prompts is not None:
+        return list(args.prompts)
+    path: Path = args.prompt_file
+    prompts = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"--prompt-file {path}: {exc.strerror}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        if isinstance(item, dict):
+            item = item.get("prompt", item.get("text"))
+        if not isinstance(item, str):
+            raise ValueError(
+                f"{path}:{number}: expected a string or an object with a 'prompt' string"
+            )
+        prompts.append(item)
+    return prompts
+
+
+def sampling_for(args: argparse.Namespace, index: int, extra_tokens: int = 0) -> SamplingParams:
+    """Request ``index``'s sampling parameters (its own seed, so sampling is batch-independent)."""
+    return SamplingParams(
+        num_tokens_to_generate=args.num_tokens_to_generate + extra_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed + index,
+        termination_id=args.termination_id,
+        stop_strings=tuple(args.stop_strings),
+        return_log_probs=args.return_log_probs,
+        top_n_logprobs=args.top_n_logprobs,
+    )
+
+
+def engine_configs(args: argparse.Namespace) -> tuple[CacheConfig, SchedulerConfig]:
+    cache = CacheConfig.from_budget(block_size=args.kv_block_size, tokens=args.kv_cache_tokens)
+    sched = SchedulerConfig(
+        max_num_seqs=args.inference_max_requests,
+        max_num_batched_tokens=args.inference_max_batch_tokens,
+        chunked_prefill=not args.no_chunked_prefill,
+    )
+    return cache, sched

@@ -1,0 +1,122 @@
+"""Start a multi-rank job on this host with torchrun, and fail it fast and loudly.
+
+torchrun (``torch.distributed.run --standalone``) starts the ranks, watches them every 0.1 s and
+stops the rest when one fails. This wrapper adds what a CI job needs on top: a whole-run
+deadline, per-rank logs in a run folder, and, on failure, which rank died (with its tp/pp/dp
+coordinates), its exit code or signal, and the tail of its log. It kills the whole process
+group on the way out, so no rank outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from logitsmatch.engine.layout import Layout
+
+_ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
+
+
+def torchrun_command(module: str, argv: list[str], nproc: int, log_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "--monitor-interval=0.1",
+        "--max-restarts=0",
+        f"--log-dir={log_dir}",
+        "--redirects=3",
+        "-m",
+        module,
+        *argv,
+    ]
+
+
+def launch_ranks(
+    module: str,
+    argv: list[str],
+    layout: Layout,
+    deadline_s: float,
+    run_dir: str | os.PathLike[str] | None = None,
+) -> int:
+    """Run ``python -m module argv`` on ``layout.world_size`` ranks; returns the exit code."""
+    folder = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="logitsmatch-run-"))
+    log_dir = folder / "rank-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    command = torchrun_command(module, argv, layout.world_size, log_dir)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout)))
+    with open(folder / "torchrun.log", "w") as agent_log:
+        proc = subprocess.Popen(
+            command, stdout=agent_log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            code = proc.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            print(
+                f"logitsmatch: {layout.world_size}-rank job passed its {deadline_s:.0f} s "
+                f"deadline and was killed; rank logs: {log_dir}",
+                file=sys.stderr,
+            )
+            return 124
+        finally:
+            _kill_group(proc)
+    if code != 0:
+        print(failure_report(folder, layout), file=sys.stderr)
+    return code
+
+
+def _threads(layout: Layout) -> int:
+    return max(1, (os.cpu_count() or 1) // layout.world_size)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the launcher's whole session, then SIGKILL whatever is left after 5 s."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def failure_report(folder: Path, layout: Layout) -> str:
+    """Name the rank torchrun saw fail first, its exit code or signal, and its log tail."""
+    agent = (folder / "torchrun.log").read_text(errors="replace")
+    found = _ROOT_CAUSE.search(agent)
+    if not found:
+        return f"logitsmatch: the {layout.world_size}-rank job failed; torchrun said:\n" + _tail(
+            agent, 30
+        )
+    rank, code = int(found.group(1)), int(found.group(2))
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    lines = [f"logitsmatch: {layout.describe(rank)} failed first ({how})."]
+    log = _rank_log(folder / "rank-logs", rank)
+    if log is not None:
+        lines.append(f"--- last lines of {log} ---")
+        lines.append(_tail(log.read_text(errors="replace"), 20))
+    return "\n".join(lines)
+
+
+def _rank_log(log_dir: Path, rank: int) -> Path | None:
+    # torchrun writes <log_dir>/<run id>/attempt_0/<local rank>/{stdout,stderr}.log
+    candidates = sorted(log_dir.glob(f"*/attempt_*/{rank}/stderr.log"))
+    return candidates[-1] if candidates else None
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
