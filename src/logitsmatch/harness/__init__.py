@@ -1,0 +1,1 @@
+"""The CI harness: cases, goldens, comparison, reports (imports serving and engine, not back)."""

@@ -1,0 +1,103 @@
+"""How one case target ended (passed, failed, skipped, ...), whatever the reason; for reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logitsmatch.harness.commands import command_footer
+from logitsmatch.harness.report_text import verdict_lines
+from logitsmatch.harness.verdict import MetricResult, Verdict
+
+PASSED, FAILED, ERROR, SKIPPED, XFAILED = "passed", "failed", "error", "skipped", "xfailed"
+STATUSES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED)
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """The end of one case × platform: ``status`` with a one-line ``reason``, and the verdict.
+
+    ``failed`` and ``error`` (could not compare: no golden, engine crashed, deadline) fail the
+    job; ``skipped`` (too few devices, not recorded yet) and ``xfailed`` do not, but are shown
+    with their reason.
+    """
+
+    case: str
+    platform: str
+    status: str
+    reason: str = ""
+    verdict: Verdict | None = None
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        if self.status != PASSED and not self.reason:
+            raise ValueError(f"{self.id}: a {self.status} outcome needs a reason")
+
+    @property
+    def id(self) -> str:
+        return f"{self.case}@{self.platform}"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the job may still pass with this outcome."""
+        return self.status not in (FAILED, ERROR)
+
+    def message(self) -> str:
+        """The full failure text, ending with the reproduce and re-record commands."""
+        if self.verdict is not None and not self.verdict.passed:
+            n = len(self.verdict.failures())
+            lines = [f"{self.status.upper()} {self.id}: {n} failed check{'s' * (n > 1)}"]
+            lines += verdict_lines(self.verdict)
+        else:
+            lines = [f"{self.status.upper()} {self.id}: {self.reason}"]
+        return "\n".join(lines) + "\n" + command_footer(self.case, self.platform)
+
+
+def outcome_from_verdict(
+    verdict: Verdict, *, expected: str = "pass", reason: str = "", duration_s: float = 0.0
+) -> TargetOutcome:
+    """Turn a comparison into an outcome, honouring the case's ``expected`` for the platform."""
+    case, platform = verdict.case, verdict.platform
+    failures = verdict.failures()
+    summary = "" if verdict.passed else _summary(failures)
+    if expected == "xfail":
+        if verdict.passed:
+            return TargetOutcome(
+                case,
+                platform,
+                FAILED,
+                f"passed but is marked xfail ({reason}): remove the mark",
+                verdict,
+                duration_s,
+            )
+        return TargetOutcome(
+            case, platform, XFAILED, f"expected failure ({reason}): {summary}", verdict, duration_s
+        )
+    if verdict.passed:
+        return TargetOutcome(case, platform, PASSED, "", verdict, duration_s)
+    return TargetOutcome(case, platform, FAILED, summary, verdict, duration_s)
+
+
+def outcome_without_golden(
+    case: str, platform: str, golden_path: str, *, expected: str = "pass", reason: str = ""
+) -> TargetOutcome:
+    """No golden for this platform: skipped when the case says not_recorded, else an error."""
+    if expected == "not_recorded":
+        return TargetOutcome(
+            case, platform, SKIPPED, f"no golden for this platform yet (not_recorded: {reason})"
+        )
+    return TargetOutcome(
+        case,
+        platform,
+        ERROR,
+        f"no golden for this platform: {golden_path} does not exist; record it "
+        "or mark the platform not_recorded in the case",
+    )
+
+
+def _summary(failures: list[tuple[str | None, MetricResult]]) -> str:
+    request, metric = failures[0]
+    where = f"request {request!r} " if request is not None else ""
+    more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{where}{metric.metric}: {metric.message}{more}"

@@ -1,0 +1,103 @@
+"""Who, what and where recorded a golden: the ``_provenance`` block of golden files."""
+
+from __future__ import annotations
+
+import platform as host
+import shlex
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "logitsmatch",
+    "torch",
+    "numpy",
+    "gguf",
+    "tokenizers",
+    "safetensors",
+    "pyzmq",
+    "msgpack",
+)
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def collect_provenance(
+    platform: str,
+    command: str | Sequence[str],
+    *,
+    device_name: str | None = None,
+    repo_dir: Path | None = None,
+    engine: str = "builtin",
+) -> dict[str, Any]:
+    """The provenance of a recording on this machine.
+
+    ``device_name``: the accelerator's name as the runner saw it (default: the CPU model on
+    ``cpu``, else asked from torch.cuda). ``repo_dir``: the engine's git checkout.
+    """
+    cpu = cpu_model()
+    return {
+        "platform": platform,
+        "engine": engine,
+        "engine_commit": git_commit(repo_dir or _REPO),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "python": host.python_version(),
+        "device_name": device_name or (cpu if platform == "cpu" else _cuda_name()),
+        "cpu_model": cpu,
+        "os": host.platform(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command if isinstance(command, str) else shlex.join(command),
+    }
+
+
+def git_commit(repo_dir: Path) -> str:
+    """HEAD's commit (``+dirty`` when tracked files changed), or ``unknown`` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo_dir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return host.processor() or host.machine() or "unknown"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cuda_name() -> str:
+    # why: imported lazily; the harness must not pay torch's import time to write a CPU golden.
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "unknown"
+    except (ImportError, RuntimeError):
+        return "unknown"
