@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,12 +31,21 @@ def _stamp() -> str:
     return digest.hexdigest()
 
 
+# In the container image everything is installed already, around the base image's torch, and
+# the checkout is mounted read-only: every session uses the interpreter nox runs on.
+PREINSTALLED = os.environ.get("LOGITSMATCH_PREINSTALLED") == "1"
+
+
 def _bin(name: str) -> str:
+    if PREINSTALLED:
+        return sys.executable if name == "python" else (shutil.which(name) or name)
     return str(SHARED_ENV / "bin" / name)
 
 
 def shared_env(session: nox.Session) -> None:
     """Create or refresh the shared environment; a no-op when its stamp is current."""
+    if PREINSTALLED:
+        return
     stamp_file = SHARED_ENV / ".logitsmatch-stamp"
     if stamp_file.exists() and stamp_file.read_text() == _stamp():
         return
@@ -50,6 +60,8 @@ def shared_env(session: nox.Session) -> None:
 
 
 def _env() -> dict[str, str]:
+    if PREINSTALLED:
+        return {}
     return {"PATH": f"{SHARED_ENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
@@ -64,6 +76,23 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff on the whole tree."""
     shared_env(session)
-    session.run(_bin("python"), "-m", "pip", "install", "--quiet", "ruff", external=True)
     session.run(_bin("ruff"), "check", ".", external=True)
     session.run(_bin("ruff"), "format", "--check", ".", external=True)
+    # hadolint, actionlint (+shellcheck), zizmor, check-jsonschema (GitLab schema), shellcheck
+    session.run(_bin("python"), "-m", "logitsmatch.harness.ci_lint", env=_env(), external=True)
+
+
+@nox.session(venv_backend="none")
+def repro(session: nox.Session) -> None:
+    """Run a case in its CI image with the CI job's exact `docker run`:
+    nox -s repro -- CASE [--platform P] [--image IMAGE] [--print | --native]"""
+    # why: repro needs no shared env (stdlib only; it starts a container, or with --native
+    # the case's own session), and this interpreter has nox to list the case's platforms.
+    session.run(
+        sys.executable,
+        "-m",
+        "logitsmatch.harness.repro",
+        *session.posargs,
+        env={"PYTHONPATH": str(ROOT / "src")},
+        external=True,
+    )

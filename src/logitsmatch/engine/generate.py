@@ -29,6 +29,7 @@ from logitsmatch.engine.generate_args import (
 from logitsmatch.engine.layout import Layout
 from logitsmatch.engine.loader import ModelSpec, build_stage, resolve
 from logitsmatch.engine.request import RequestError
+from logitsmatch.engine.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -82,20 +83,21 @@ def build_engine(args: argparse.Namespace, spec: ModelSpec, layout: Layout) -> L
 
 
 def run_requests(
-    engine: LLMEngine, args: argparse.Namespace, prompts: list[str]
+    engine: LLMEngine, args: argparse.Namespace, prompts: list[str | list[int]]
 ) -> tuple[dict[str, Any], int]:
     """Run this replica's share of ``prompts``; returns (records by id, generated tokens)."""
     ctx = engine.ctx
     tokenizer = engine.tokenizer
     out: dict[str, Any] = {}
     for index in range(ctx.dp_rank, len(prompts), ctx.dp_size):
-        tokens = tokenizer.encode(prompts[index])
+        prompt = prompts[index]
+        tokens = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if args.add_bos and tokenizer.bos_token_id is not None:
             tokens = [tokenizer.bos_token_id, *tokens]
         try:
             engine.add_request(tokens, sampling_for(args, index), request_id=str(index))
         except (RequestError, ValueError) as exc:
-            out[str(index)] = {"input_prompt": prompts[index], "error": str(exc)}
+            out[str(index)] = {"input_prompt": _text(tokenizer, prompt), "error": str(exc)}
     progress = (
         sys.stderr.isatty()
         and not os.environ.get("CI")
@@ -107,7 +109,7 @@ def run_requests(
     while engine.has_unfinished():
         for record in engine.step():
             item = record.to_json()
-            item["input_prompt"] = prompts[int(record.request_id)]
+            item["input_prompt"] = _text(tokenizer, prompts[int(record.request_id)])
             out[record.request_id] = item
             generated += len(record.generated_tokens)
         if progress:
@@ -119,6 +121,10 @@ def run_requests(
     if progress:
         print(file=sys.stderr)
     return out, generated
+
+
+def _text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
+    return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
 
 
 def gather(records: dict[str, Any], generated: int, contribute: bool) -> tuple[dict[str, Any], int]:

@@ -98,11 +98,14 @@ class GenerateOptions:
     scheduler: SchedulerConfig
 
 
-def read_prompts(args: argparse.Namespace) -> list[str]:
+def read_prompts(args: argparse.Namespace) -> list[str | list[int]]:
+    """Prompts from --prompts, or from a JSONL --prompt-file whose lines are a string, an object
+    with a "prompt" (or "text") string, or an object with "prompt_token_ids" (exact ids, e.g.
+    to score a golden continuation by teacher forcing)."""
     if args.prompts is not None:
         return list(args.prompts)
     path: Path = args.prompt_file
-    prompts = []
+    prompts: list[str | list[int]] = []
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
@@ -114,11 +117,18 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        if isinstance(item, dict) and "prompt_token_ids" in item:
+            ids = item["prompt_token_ids"]
+            if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
+                raise ValueError(f"{path}:{number}: prompt_token_ids must be a list of ints")
+            prompts.append(ids)
+            continue
         if isinstance(item, dict):
             item = item.get("prompt", item.get("text"))
         if not isinstance(item, str):
             raise ValueError(
-                f"{path}:{number}: expected a string or an object with a 'prompt' string"
+                f"{path}:{number}: expected a string, or an object with a 'prompt' string or "
+                "'prompt_token_ids' list"
             )
         prompts.append(item)
     return prompts
