@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate": _generate}
+    commands = {"generate": _generate, "check": _check, "record": _record, "compare": _compare}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: logitsmatch {" + ",".join(commands) + "} [options]", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -22,6 +22,24 @@ def _generate(argv: list[str]) -> int:
     from logitsmatch.engine.generate import main
 
     return main(argv)
+
+
+def _check(argv: list[str]) -> int:
+    from logitsmatch.harness.check import check_main
+
+    return check_main(argv)
+
+
+def _record(argv: list[str]) -> int:
+    from logitsmatch.harness.record import record_main
+
+    return record_main(argv)
+
+
+def _compare(argv: list[str]) -> int:
+    from logitsmatch.harness.compare_cli import compare_main
+
+    return compare_main(argv)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from logitsmatch import STARTED
 from logitsmatch.engine import distributed
 from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.generate_args import (
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     layout = layout_of(args)
     prompts = read_prompts(args)
+    sampling_for(args, 0)  # bad sampling flags fail here, before any model or rank starts
     spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
     layout.validate(spec.config)
     if layout.world_size > 1 and not distributed.in_torchrun():
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     engine = build_engine(args, spec, layout)
     start = time.perf_counter()
+    where = layout.describe(dist.get_rank()) if dist.is_initialized() else "single process"
+    print(f"logitsmatch: {where} ready in {start - STARTED:.2f} s", file=sys.stderr, flush=True)
     records, generated = run_requests(engine, args, prompts)
     elapsed = time.perf_counter() - start
     ctx = engine.ctx

@@ -97,7 +97,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 def failure_report(folder: Path, layout: Layout) -> str:
     """Name the rank torchrun saw fail first, its exit code or signal, and its log tail."""
     agent = (folder / "torchrun.log").read_text(errors="replace")
-    found = _ROOT_CAUSE.search(agent)
+    # torchrun lists every failed rank, then the first one under "Root Cause".
+    root = agent.rfind("Root Cause")
+    found = _ROOT_CAUSE.search(agent, max(root, 0))
     if not found:
         return f"logitsmatch: the {layout.world_size}-rank job failed; torchrun said:\n" + _tail(
             agent, 30
