@@ -102,6 +102,11 @@ class LLMEngine:
         self.scheduler.add(request)
         return rid
 
+    def progress(self, request_id: str) -> list[int] | None:
+        """Tokens generated so far by a running request (for streaming); None if unknown."""
+        request = self._requests.get(request_id)
+        return None if request is None else list(request.generated)
+
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
 

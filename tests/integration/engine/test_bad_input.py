@@ -1,6 +1,7 @@
 """Bad input gets a clear error naming the problem; other requests finish unaffected."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -41,7 +42,7 @@ def test_request_bigger_than_the_cache_is_refused(invariant_model, make_engine):
 
 
 def test_unknown_model_says_what_exists():
-    with pytest.raises(ModelNotFoundError, match="unknown model 'gpt-9'.*smollm2-135m"):
+    with pytest.raises(ModelNotFoundError, match=r"unknown model 'gpt-9'.*smollm2-135m"):
         resolve("gpt-9")
 
 
@@ -50,7 +51,7 @@ def test_corrupt_or_truncated_gguf_is_named(tmp_path, monkeypatch, keep_bytes):
     monkeypatch.setenv("LOGITSMATCH_CACHE", str(tmp_path / "cache"))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(smollm2_gguf_path().read_bytes()[:keep_bytes])
-    with pytest.raises(GGUFError, match=str(bad)):
+    with pytest.raises(GGUFError, match=re.escape(str(bad))):
         ensure_converted(bad)
     assert not list((tmp_path / "cache").rglob("model.safetensors"))
 
@@ -66,10 +67,25 @@ def test_garbage_gguf_is_named(tmp_path, monkeypatch):
 def test_cli_writes_the_good_requests_and_fails_on_the_bad_one(tmp_path):
     out = tmp_path / "out.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "logitsmatch.cli", "generate", "--model", "smollm2-135m",
-         "--prompts", "Hello there", "", "--num-tokens-to-generate", "3",
-         "--return-log-probs", "--output-path", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "logitsmatch.cli",
+            "generate",
+            "--model",
+            "smollm2-135m",
+            "--prompts",
+            "Hello there",
+            "",
+            "--num-tokens-to-generate",
+            "3",
+            "--return-log-probs",
+            "--output-path",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "request 1 failed: request '1': empty prompt" in proc.stderr
@@ -80,9 +96,23 @@ def test_cli_writes_the_good_requests_and_fails_on_the_bad_one(tmp_path):
 
 def test_cli_invalid_sampling_value_is_a_usage_error(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "logitsmatch.cli", "generate", "--model", "tiny",
-         "--prompts", "x", "--temperature", "-1", "--output-path", str(tmp_path / "o.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "logitsmatch.cli",
+            "generate",
+            "--model",
+            "tiny",
+            "--prompts",
+            "x",
+            "--temperature",
+            "-1",
+            "--output-path",
+            str(tmp_path / "o.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "temperature must be a finite number > 0, got -1.0" in proc.stderr

@@ -8,10 +8,49 @@ import pytest
 from logitsmatch.engine.config import CacheConfig, SchedulerConfig
 from logitsmatch.engine.request import SamplingParams
 
-WORDS = (
-    "the of and to in is was for on that with as by at from his her an were are which this be "
-    "or has had not first one their its new after who they have two def return class import"
-).split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "his",
+    "her",
+    "an",
+    "were",
+    "are",
+    "which",
+    "this",
+    "be",
+    "or",
+    "has",
+    "had",
+    "not",
+    "first",
+    "one",
+    "their",
+    "its",
+    "new",
+    "after",
+    "who",
+    "they",
+    "have",
+    "two",
+    "def",
+    "return",
+    "class",
+    "import",
+]
 
 
 def mixed_prompts(count: int, seed: int = 0) -> list[str]:

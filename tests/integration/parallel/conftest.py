@@ -15,13 +15,35 @@ PROMPTS = [
 ]
 
 
-def generate(tmp: Path, name: str, *flags: str, model: str = "smollm2-135m", tokens: int = 6,
-             timeout: float = 300) -> dict:
+def generate(
+    tmp: Path,
+    name: str,
+    *flags: str,
+    model: str = "smollm2-135m",
+    tokens: int = 6,
+    timeout: float = 300,
+) -> dict:
     out = tmp / f"{name}.json"
-    cmd = [sys.executable, "-m", "logitsmatch.cli", "generate", "--model", model,
-           "--prompts", *PROMPTS, "--num-tokens-to-generate", str(tokens), "--return-log-probs",
-           "--termination-id", "-1", "--output-path", str(out), "--run-dir", str(tmp / name),
-           *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "logitsmatch.cli",
+        "generate",
+        "--model",
+        model,
+        "--prompts",
+        *PROMPTS,
+        "--num-tokens-to-generate",
+        str(tokens),
+        "--return-log-probs",
+        "--termination-id",
+        "-1",
+        "--output-path",
+        str(out),
+        "--run-dir",
+        str(tmp / name),
+        *flags,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
@@ -30,8 +52,10 @@ def generate(tmp: Path, name: str, *flags: str, model: str = "smollm2-135m", tok
 def assert_same(reference: dict, other: dict, tol: float) -> None:
     for key in map(str, range(len(PROMPTS))):
         assert other[key]["generated_tokens"] == reference[key]["generated_tokens"], key
-        diffs = [abs(a - b) for a, b in zip(reference[key]["logprobs"], other[key]["logprobs"],
-                                            strict=True)]
+        diffs = [
+            abs(a - b)
+            for a, b in zip(reference[key]["logprobs"], other[key]["logprobs"], strict=True)
+        ]
         assert max(diffs) <= tol, (key, max(diffs))
 
 

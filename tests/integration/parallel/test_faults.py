@@ -20,10 +20,24 @@ def rank_processes(marker: str) -> list[psutil.Process]:
 
 def test_killing_one_of_eight_ranks_fails_the_job_within_30s(tmp_path):
     run_dir = tmp_path / "fault-run"
-    cmd = [sys.executable, "-m", "logitsmatch.cli", "generate", "--model", "smollm2-135m",
-           "--prompts", "Tell me a long story about a dragon", "--num-tokens-to-generate", "400",
-           "--pipeline-model-parallel-size", "8", "--output-path", str(tmp_path / "o.json"),
-           "--run-dir", str(run_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "logitsmatch.cli",
+        "generate",
+        "--model",
+        "smollm2-135m",
+        "--prompts",
+        "Tell me a long story about a dragon",
+        "--num-tokens-to-generate",
+        "400",
+        "--pipeline-model-parallel-size",
+        "8",
+        "--output-path",
+        str(tmp_path / "o.json"),
+        "--run-dir",
+        str(run_dir),
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
@@ -58,17 +72,30 @@ def test_killing_one_of_eight_ranks_fails_the_job_within_30s(tmp_path):
     [
         (["--tensor-model-parallel-size", "2"], "does not divide the 9 attention heads"),
         (["--pipeline-model-parallel-size", "31"], "more stages than the model's 30 layers"),
-        (["--pipeline-model-parallel-size", "2", "--pipeline-layer-split", "10,10"],
-         "sum to 30"),
+        (["--pipeline-model-parallel-size", "2", "--pipeline-layer-split", "10,10"], "sum to 30"),
     ],
 )
 def test_bad_layout_is_rejected_before_any_rank_starts(tmp_path, flags, message):
     run_dir = tmp_path / "never"
     proc = subprocess.run(
-        [sys.executable, "-m", "logitsmatch.cli", "generate", "--model", "smollm2-135m",
-         "--prompts", "x", "--output-path", str(tmp_path / "o.json"), "--run-dir", str(run_dir),
-         *flags],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "logitsmatch.cli",
+            "generate",
+            "--model",
+            "smollm2-135m",
+            "--prompts",
+            "x",
+            "--output-path",
+            str(tmp_path / "o.json"),
+            "--run-dir",
+            str(run_dir),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert message in proc.stderr

@@ -1,7 +1,8 @@
 """Layout invariance: the same tokens and logprobs whatever the TP × PP × DP layout.
 
-With --batch-invariant (float64 accumulation, rounded once) the runs are bit-identical to the
-single process, which is stronger than the 1e-5 the layouts are required to meet.
+With --batch-invariant (float64 accumulation, rounded once) SmolLM2's runs are bit-identical to
+the single process; a float64 sum that lands on an fp32 rounding tie can still flip one ulp
+(seen once: 9.5e-7 on the synthetic model at tp8), so the bound checked is the required 1e-5.
 """
 
 import pytest
@@ -16,8 +17,14 @@ SMOLLM2_LAYOUTS = {
 TINY_LAYOUTS = {
     "tp2": ["--tensor-model-parallel-size", "2"],
     "tp8": ["--tensor-model-parallel-size", "8"],
-    "tp2pp2dp2": ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2",
-                  "--data-parallel-size", "2"],
+    "tp2pp2dp2": [
+        "--tensor-model-parallel-size",
+        "2",
+        "--pipeline-model-parallel-size",
+        "2",
+        "--data-parallel-size",
+        "2",
+    ],
 }
 
 
@@ -34,14 +41,20 @@ def tiny_single(workdir):
 @pytest.mark.parametrize("layout", list(SMOLLM2_LAYOUTS))
 def test_smollm2_layouts_match_single_process(layout, workdir, smollm2_single):
     run = generate(workdir, f"smollm2-{layout}", "--batch-invariant", *SMOLLM2_LAYOUTS[layout])
-    assert_same(smollm2_single, run, tol=0.0)
+    assert_same(smollm2_single, run, tol=1e-5)
 
 
 @pytest.mark.parametrize("layout", list(TINY_LAYOUTS))
 def test_synthetic_layouts_match_single_process(layout, workdir, tiny_single):
-    run = generate(workdir, f"tiny-{layout}", "--batch-invariant", *TINY_LAYOUTS[layout],
-                   model="tiny", tokens=8)
-    assert_same(tiny_single, run, tol=0.0)
+    run = generate(
+        workdir,
+        f"tiny-{layout}",
+        "--batch-invariant",
+        *TINY_LAYOUTS[layout],
+        model="tiny",
+        tokens=8,
+    )
+    assert_same(tiny_single, run, tol=1e-5)
 
 
 def test_fast_mode_tp3_stays_within_1e_5(workdir):

@@ -1,0 +1,415 @@
+"""The coordinator: one ROUTER socket between clients and data-parallel engine replicas.
+
+Clients and engines (the entry rank of each replica) connect and say who they are. Each
+submit goes to a replica chosen by the routing policy, under a fresh engine-side id; replies
+go back to the client that sent the request, under its own id. A replica that misses its
+heartbeat deadline, disconnects, or says bye is dropped, and each request it had in flight
+gets an error reply naming it. Nothing a peer sends can crash the loop: bad frames get an
+error reply (and a log line), and only connected clients may pause, stop or shut down.
+
+Run alone: ``python -m logitsmatch.serving.coordinator --port 0 --address-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+
+from logitsmatch.serving.coordinator_config import CoordinatorConfig
+from logitsmatch.serving.errors import ProtocolError
+from logitsmatch.serving.protocol import (
+    PROTOCOL_VERSION,
+    Abort,
+    Ack,
+    Bye,
+    Connect,
+    Control,
+    Error,
+    Heartbeat,
+    Message,
+    Partial,
+    Reply,
+    Status,
+    Submit,
+    decode,
+    encode,
+)
+from logitsmatch.serving.registry import Registry, RegistryError, Route
+from logitsmatch.serving.routing import POLICIES, make_policy
+from logitsmatch.serving.security import CurveServerKeys, secure_server
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 256  # messages handled between two ticks, so heartbeats run even under a flood
+
+
+class Coordinator:
+    """Bind on construction (``address`` then holds the real port); ``serve()`` runs the loop."""
+
+    def __init__(self, config: CoordinatorConfig | None = None) -> None:
+        config = self.config = config or CoordinatorConfig()
+        self.registry = Registry(make_policy(config.policy))
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        # why: a send to a peer that is gone must fail (EHOSTUNREACH) so we notice it died,
+        # and replies must never be dropped silently at a high-water mark.
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_frame_bytes)
+        self.auth = None
+        try:
+            self.auth = secure_server(self.sock, self.ctx, config.curve)
+            self.address: str = self._bind(config.host, config.port)
+        except BaseException:
+            self.close()
+            raise
+        self.port = int(self.address.rsplit(":", 1)[1])
+        self.paused = self.stopped = False
+        self._shutdown_at: float | None = None
+        self._finished = False
+        self._unreachable: set[bytes] = set()
+        self._next_ping = 0.0
+
+    def _bind(self, host: str, port: int) -> str:
+        if ":" in host:
+            self.sock.setsockopt(zmq.IPV6, 1)
+            host = f"[{host}]"
+        self.sock.bind(f"tcp://{host}:{port or '*'}")
+        return self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+    # ---- loop ------------------------------------------------------------------------------
+
+    def serve(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Run until a client's shutdown (or ``should_stop()``) has been carried out."""
+        try:
+            while not self._finished:
+                if self.sock.poll(self._poll_ms(), zmq.POLLIN):
+                    for _ in range(MAX_BATCH):
+                        try:
+                            frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._handle_safely(frames)
+                if should_stop is not None and should_stop():
+                    self.begin_shutdown("stop requested (signal)")
+                self._tick(time.monotonic())
+        finally:
+            self.close()
+
+    def begin_shutdown(self, why: str) -> None:
+        """Tell every engine to exit; the loop ends once they left or the grace period ran out."""
+        if self._shutdown_at is not None:
+            return
+        log.info("coordinator shutting down: %s", why)
+        self.stopped = True
+        self._shutdown_at = time.monotonic() + self.config.shutdown_grace_s
+        for identity in list(self.registry.engines):
+            self._send(identity, Control("shutdown"))
+
+    def close(self) -> None:
+        """Release the socket and the port; idempotent."""
+        if self.sock.closed:
+            return
+        self.sock.close(linger=200)  # why: flush the last error replies, but never hang
+        if self.auth is not None:
+            self.auth.stop()
+        self.ctx.term()
+
+    def _poll_ms(self) -> int:
+        # why: wake at least every 50 ms so a signal or a deadline is acted on promptly
+        return max(0, min(50, int((self._next_ping - time.monotonic()) * 1000) + 1))
+
+    def _tick(self, now: float) -> None:
+        if now >= self._next_ping:
+            self._next_ping = now + self.config.heartbeat_s
+            for identity in list(self.registry.engines):
+                self._send(identity, Heartbeat())
+        timeout = self.config.engine_timeout_s
+        for identity in self.registry.expired(now, timeout):
+            self._drop_engine(identity, f"sent nothing for {timeout} s (heartbeat deadline)")
+        self._reap_unreachable()
+        if self._shutdown_at is not None and (not self.registry.engines or now > self._shutdown_at):
+            for identity in list(self.registry.engines):
+                self._drop_engine(identity, "did not leave before the shutdown grace period ended")
+            for identity in list(self.registry.clients):  # why: they need not wait for a timeout
+                self._send(identity, Bye())
+            self._finished = True
+
+    # ---- dispatch --------------------------------------------------------------------------
+
+    def _handle_safely(self, frames: list[bytes]) -> None:
+        try:
+            self._handle(frames)
+        except Exception:  # why: a bug triggered by one message must not take the service down
+            log.exception("coordinator: unexpected failure handling a message; dropped it")
+        self._reap_unreachable()
+
+    def _handle(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        if len(frames) != 2:
+            self._refuse(
+                identity,
+                ProtocolError("frames", len(frames) - 1, "expected exactly 1 payload frame"),
+            )
+            return
+        try:
+            msg = decode(frames[1], self.config.limits)
+        except ProtocolError as e:
+            self._refuse(identity, e)
+            return
+        role = self.registry.role(identity)
+        self.registry.seen(identity, time.monotonic())
+        if isinstance(msg, Connect):
+            self._on_connect(identity, msg, role)
+        elif role is None:
+            self._send(
+                identity,
+                Error(
+                    "not_connected",
+                    f"send 'connect' before {msg.KIND!r}",
+                    getattr(msg, "request_id", None),
+                ),
+            )
+        elif role == "engine":
+            self._on_engine(identity, msg)
+        else:
+            self._on_client(identity, msg)
+
+    def _refuse(self, identity: bytes, e: ProtocolError) -> None:
+        log.warning("coordinator: bad frame from peer %s: %s", identity.hex(), e)
+        self._send(
+            identity, Error("bad_frame", str(e)[: self.config.limits.max_text_chars], e.request_id)
+        )
+
+    def _on_connect(self, identity: bytes, msg: Connect, role: str | None) -> None:
+        if msg.version != PROTOCOL_VERSION:
+            self._send(
+                identity,
+                Error(
+                    "version",
+                    f"peer speaks protocol version {msg.version}; "
+                    f"this coordinator speaks {PROTOCOL_VERSION}",
+                ),
+            )
+            return
+        if role is not None:
+            if role != msg.role:
+                self._send(identity, Error("already_connected", f"already connected as {role}"))
+            else:
+                self._send(identity, Ack("connect", self.config.name))
+            return
+        if msg.role == "engine":
+            if self.stopped:
+                self._send(identity, Error("stopped", "the coordinator stopped its engines"))
+                return
+            try:
+                self.registry.add_engine(identity, msg.name, time.monotonic())
+            except RegistryError as e:
+                self._send(identity, Error(e.code, e.message))
+                return
+            log.info("replica %r registered", msg.name)
+        else:
+            self.registry.add_client(identity, msg.name)
+        self._send(identity, Ack("connect", self.config.name))
+        if msg.role == "engine" and self.paused:
+            self._send(identity, Control("pause"))
+
+    def _owned_route(self, identity: bytes, engine_id: str | None) -> Route | None:
+        """The route of ``engine_id`` if it was sent to this replica (no one else may answer)."""
+        route = self.registry.lookup(engine_id) if engine_id is not None else None
+        return route if route is not None and route.replica == identity else None
+
+    def _on_engine(self, identity: bytes, msg: Message) -> None:
+        replica = self.registry.engines[identity]
+        route = self._owned_route(identity, getattr(msg, "request_id", None))
+        if isinstance(msg, (Reply, Partial, Error)) and msg.request_id and route is None:
+            log.info(
+                "replica %r answered request %r, which it does not hold; dropped",
+                replica.name,
+                msg.request_id,
+            )
+        elif isinstance(msg, Reply):
+            self.registry.complete(msg.request_id)
+            self._send(route.client, Reply(route.request_id, msg.record, replica.name))
+        elif isinstance(msg, Partial):
+            self._send(
+                route.client, Partial(route.request_id, msg.offset, msg.tokens, replica.name)
+            )
+        elif isinstance(msg, Error):
+            if route is None:
+                log.warning("replica %r reported: %s: %s", replica.name, msg.code, msg.message)
+            else:
+                self.registry.complete(msg.request_id)
+                self._send(
+                    route.client,
+                    Error(msg.code, f"replica {replica.name!r}: {msg.message}", route.request_id),
+                )
+        elif isinstance(msg, Bye):
+            self._drop_engine(identity, "left")
+        elif not isinstance(msg, Heartbeat):
+            self._send(identity, Error("unexpected_kind", f"an engine may not send {msg.KIND!r}"))
+
+    def _on_client(self, identity: bytes, msg: Message) -> None:
+        if isinstance(msg, Submit):
+            self._on_submit(identity, msg)
+        elif isinstance(msg, Abort):
+            route = self.registry.find(identity, msg.request_id)
+            if route is None:
+                self._send(
+                    identity, Error("unknown_request", "no such request in flight", msg.request_id)
+                )
+            else:
+                self._send(route.replica, Abort(route.engine_id))
+        elif isinstance(msg, Control):
+            self._on_control(identity, msg)
+        elif isinstance(msg, Status):
+            replicas = tuple((r.name, len(r.requests)) for r in self.registry.engines.values())
+            self._send(identity, Status(replicas, self.paused))
+        elif isinstance(msg, Heartbeat):
+            self._send(identity, Heartbeat())
+        elif isinstance(msg, Bye):
+            self._drop_client(identity)
+        else:
+            self._send(identity, Error("unexpected_kind", f"a client may not send {msg.KIND!r}"))
+
+    def _on_submit(self, identity: bytes, msg: Submit) -> None:
+        if self.stopped:
+            self._send(identity, Error("stopped", "the engines were stopped", msg.request_id))
+            return
+        try:
+            route = self.registry.assign(identity, msg.request_id)
+        except RegistryError as e:
+            self._send(identity, Error(e.code, e.message, msg.request_id))
+            return
+        self._send(route.replica, Submit(route.engine_id, msg.prompt, msg.sampling, msg.stream))
+
+    def _on_control(self, identity: bytes, msg: Control) -> None:
+        if msg.kind == "shutdown":
+            self._send(identity, Ack("shutdown"))
+            self.begin_shutdown("a client asked for it")
+            return
+        if msg.kind in ("pause", "unpause"):
+            self.paused = msg.kind == "pause"
+        else:
+            self.stopped = True
+        for engine in list(self.registry.engines):
+            self._send(engine, msg)
+        self._send(identity, Ack(msg.kind))
+
+    # ---- peers leaving ---------------------------------------------------------------------
+
+    def _send(self, identity: bytes, msg: Message) -> bool:
+        try:
+            self.sock.send_multipart([identity, encode(msg)], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError as e:  # why: EHOSTUNREACH (peer gone) or EAGAIN; never fatal
+            log.info("coordinator: cannot send %s to %s (%s)", msg.KIND, identity.hex(), e)
+            self._unreachable.add(identity)
+            return False
+
+    def _reap_unreachable(self) -> None:
+        while self._unreachable:
+            identity = self._unreachable.pop()
+            role = self.registry.role(identity)
+            if role == "engine":
+                self._drop_engine(identity, "disconnected")
+            elif role == "client":
+                self._drop_client(identity)
+
+    def _drop_engine(self, identity: bytes, why: str) -> None:
+        replica, routes = self.registry.remove_engine(identity)
+        level = logging.WARNING if routes or why != "left" else logging.INFO
+        log.log(
+            level,
+            "replica %r %s; failing its %d requests in flight",
+            replica.name,
+            why,
+            len(routes),
+        )
+        for route in routes:
+            self._send(
+                route.client,
+                Error(
+                    "replica_failed",
+                    f"replica {replica.name!r} {why} with request {route.request_id!r} in flight",
+                    route.request_id,
+                ),
+            )
+
+    def _drop_client(self, identity: bytes) -> None:
+        for route in self.registry.remove_client(identity):
+            if route.replica in self.registry.engines:
+                self._send(route.replica, Abort(route.engine_id))
+
+
+def write_address_file(path: str | Path, address: str) -> None:
+    """Write ``address`` so a reader never sees a partial file (write, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(address + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m logitsmatch.serving.coordinator", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    p.add_argument("--port", type=int, default=0, help="0 = any free port (reported)")
+    p.add_argument("--address-file", help="write the bound tcp:// address here, atomically")
+    p.add_argument("--policy", default="least_outstanding", choices=sorted(POLICIES))
+    p.add_argument("--heartbeat-s", type=float, default=0.5)
+    p.add_argument("--engine-timeout-s", type=float, default=10.0)
+    p.add_argument("--shutdown-grace-s", type=float, default=5.0)
+    p.add_argument("--curve-secret-cert", help="CURVE server secret certificate (zmq.auth)")
+    p.add_argument("--curve-authorized-dir", help="folder of admitted client public certificates")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without CURVE"
+    )
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s coordinator %(levelname)s %(message)s",
+    )
+    try:
+        curve = (
+            CurveServerKeys.from_files(args.curve_secret_cert, args.curve_authorized_dir)
+            if args.curve_secret_cert
+            else None
+        )
+        config = CoordinatorConfig(
+            args.host,
+            args.port,
+            args.policy,
+            args.heartbeat_s,
+            args.engine_timeout_s,
+            args.shutdown_grace_s,
+            args.insecure,
+            curve,
+        )
+        coordinator = Coordinator(config)
+    except (ValueError, OSError, zmq.ZMQError) as e:
+        print(f"coordinator: {e}", file=sys.stderr)
+        return 2
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    if args.address_file:
+        write_address_file(args.address_file, coordinator.address)
+    print(f"coordinator listening on {coordinator.address}", flush=True)
+    coordinator.serve(should_stop=lambda: bool(stop))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The coordinator's settings: where to bind, how to route, how long to trust silence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
+from logitsmatch.serving.routing import POLICIES, Policy
+from logitsmatch.serving.security import CurveServerKeys, check_bind
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """Where to bind and how long to trust a silent replica.
+
+    ``heartbeat_s``: how often engines are pinged (their own deadline must be longer);
+    ``engine_timeout_s``: a replica silent this long is declared dead;
+    ``shutdown_grace_s``: how long a shutdown waits for engines to hand back their requests.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    policy: str | Policy = "least_outstanding"
+    heartbeat_s: float = 0.5
+    engine_timeout_s: float = 10.0
+    shutdown_grace_s: float = 5.0
+    insecure: bool = False
+    curve: CurveServerKeys | None = None
+    limits: Limits = field(default=DEFAULT_LIMITS)
+    name: str = "coordinator"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"CoordinatorConfig.port must be in [0, 65535], got {self.port!r}")
+        for name in ("heartbeat_s", "engine_timeout_s", "shutdown_grace_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"CoordinatorConfig.{name} must be > 0, got {value!r}")
+        if self.engine_timeout_s <= self.heartbeat_s:
+            raise ValueError(
+                f"CoordinatorConfig.engine_timeout_s ({self.engine_timeout_s}) must "
+                f"exceed heartbeat_s ({self.heartbeat_s})"
+            )
+        if not callable(self.policy) and self.policy not in POLICIES:
+            raise ValueError(
+                f"CoordinatorConfig.policy {self.policy!r} is unknown; use one of "
+                f"{sorted(POLICIES)} or a callable"
+            )
+        check_bind(self.host, self.curve, self.insecure)

@@ -1,0 +1,102 @@
+"""Start the coordinator and single-rank workers as child processes, and reap them.
+
+Each child logs to a file (never a pipe nobody reads, which could fill and block it). A
+Service is stopped with SIGTERM, then SIGKILL if it has not exited within its deadline.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    address: str | None = None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM, wait up to ``timeout_s``, then SIGKILL; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout_s)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (a crash, for fault tests) and reap."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+def _spawn(name: str, module: str, args: list[str], log_dir: Path) -> Service:
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return Service(name, process, log_path)
+
+
+def start_coordinator(
+    *args: str, log_dir: str | Path | None = None, timeout_s: float = 30.0
+) -> Service:
+    """Start ``python -m logitsmatch.serving.coordinator`` and wait for its address."""
+    folder = Path(log_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
+    address_file = folder / "coordinator.address"
+    address_file.unlink(missing_ok=True)
+    service = _spawn(
+        "coordinator",
+        "logitsmatch.serving.coordinator",
+        ["--address-file", str(address_file), *args],
+        folder,
+    )
+    deadline = time.monotonic() + timeout_s
+    while not address_file.exists():
+        if service.process.poll() is not None:
+            raise RuntimeError(
+                f"the coordinator exited with code {service.process.returncode} "
+                f"before binding:\n{service.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            service.kill()
+            raise TimeoutError(
+                f"the coordinator wrote no address within {timeout_s} s:\n{service.log_tail()}"
+            )
+        time.sleep(0.02)
+    service.address = address_file.read_text().strip()
+    return service
+
+
+def start_worker(address: str, name: str, *args: str, log_dir: str | Path | None = None) -> Service:
+    """Start ``python -m logitsmatch.serving.worker`` for replica ``name`` (args: engine flags).
+
+    It registers on its own; use Client.wait_for_replicas to know when it is ready.
+    """
+    folder = Path(log_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
+    return _spawn(
+        f"worker-{name}",
+        "logitsmatch.serving.worker",
+        ["--coordinator", address, "--name", name, *args],
+        folder,
+    )

@@ -1,0 +1,37 @@
+"""Size limits every decoder enforces, so no peer can make another buffer unbounded input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on what one message may carry; all must be positive ints.
+
+    ``max_frame_bytes`` bounds the encoded frame; it must hold a reply, which echoes the prompt
+    and carries a logprob per token, so it is several times ``max_prompt_bytes``.
+    """
+
+    max_frame_bytes: int = 8 << 20
+    max_prompt_bytes: int = 1 << 20
+    max_prompt_tokens: int = 131_072
+    max_tokens_to_generate: int = 65_536
+    max_id_chars: int = 128
+    max_name_chars: int = 64
+    max_text_chars: int = 4096
+    max_stop_strings: int = 16
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Limits.{f.name} must be a positive int, got {value!r}")
+        if self.max_frame_bytes < 2 * self.max_prompt_bytes:
+            raise ValueError(
+                f"Limits.max_frame_bytes ({self.max_frame_bytes}) must be at least twice "
+                f"max_prompt_bytes ({self.max_prompt_bytes}): a reply echoes the prompt"
+            )
+
+
+DEFAULT_LIMITS = Limits()

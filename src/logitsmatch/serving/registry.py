@@ -1,0 +1,137 @@
+"""The coordinator's bookkeeping, free of sockets: who is connected, which request is where.
+
+Clients pick their own request ids, so two clients may both send "0". The coordinator gives
+every routed request a fresh engine-side id and keeps a Route from it back to (client, id).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from logitsmatch.serving.routing import Policy, ReplicaLoad
+
+
+class RegistryError(Exception):
+    """A request or registration the coordinator refuses; ``code`` goes into the error reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Replica:
+    identity: bytes
+    name: str
+    last_seen: float
+    requests: set[str] = field(default_factory=set)  # engine-side ids in flight
+
+
+@dataclass
+class ClientPeer:
+    identity: bytes
+    name: str
+    requests: dict[str, str] = field(default_factory=dict)  # client id -> engine-side id
+
+
+@dataclass(frozen=True)
+class Route:
+    client: bytes
+    request_id: str  # the client's id
+    replica: bytes
+    engine_id: str
+
+
+class Registry:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.engines: dict[bytes, Replica] = {}  # registration order = policy's index order
+        self.clients: dict[bytes, ClientPeer] = {}
+        self.routes: dict[str, Route] = {}
+        self._ids = itertools.count()
+
+    def role(self, identity: bytes) -> str | None:
+        if identity in self.engines:
+            return "engine"
+        return "client" if identity in self.clients else None
+
+    def add_engine(self, identity: bytes, name: str, now: float) -> Replica:
+        if any(r.name == name for r in self.engines.values()):
+            raise RegistryError("duplicate_replica", f"a live replica is already named {name!r}")
+        replica = self.engines[identity] = Replica(identity, name, now)
+        return replica
+
+    def add_client(self, identity: bytes, name: str) -> ClientPeer:
+        peer = self.clients[identity] = ClientPeer(identity, name)
+        return peer
+
+    def loads(self) -> list[ReplicaLoad]:
+        return [ReplicaLoad(r.name, len(r.requests)) for r in self.engines.values()]
+
+    def assign(self, client: bytes, request_id: str) -> Route:
+        """Pick a replica for a client's new request; refuses duplicates and an empty pool."""
+        peer = self.clients[client]
+        if request_id in peer.requests:
+            raise RegistryError(
+                "duplicate_id", f"request id {request_id!r} is already in flight from this client"
+            )
+        if not self.engines:
+            raise RegistryError("no_replica", "no engine replica is registered")
+        replicas = list(self.engines.values())
+        index = self.policy(self.loads())
+        if not isinstance(index, int) or not 0 <= index < len(replicas):
+            raise RegistryError(
+                "routing",
+                f"routing policy returned {index!r}, expected an index in [0, {len(replicas)})",
+            )
+        replica = replicas[index]
+        route = Route(client, request_id, replica.identity, str(next(self._ids)))
+        self.routes[route.engine_id] = route
+        peer.requests[request_id] = route.engine_id
+        replica.requests.add(route.engine_id)
+        return route
+
+    def find(self, client: bytes, request_id: str) -> Route | None:
+        peer = self.clients.get(client)
+        engine_id = peer.requests.get(request_id) if peer else None
+        return self.routes.get(engine_id) if engine_id is not None else None
+
+    def lookup(self, engine_id: str) -> Route | None:
+        return self.routes.get(engine_id)
+
+    def complete(self, engine_id: str) -> Route | None:
+        """Forget a finished request; None if unknown (its client left, or a stray reply)."""
+        route = self.routes.pop(engine_id, None)
+        if route is None:
+            return None
+        replica = self.engines.get(route.replica)
+        if replica is not None:
+            replica.requests.discard(engine_id)
+        peer = self.clients.get(route.client)
+        if peer is not None:
+            peer.requests.pop(route.request_id, None)
+        return route
+
+    def remove_engine(self, identity: bytes) -> tuple[Replica, list[Route]]:
+        """Drop a replica; returns it and the routes of the requests it had in flight."""
+        replica = self.engines.pop(identity)
+        routes = [
+            r
+            for r in (self.complete(e) for e in sorted(replica.requests, key=int))
+            if r is not None
+        ]
+        return replica, routes
+
+    def remove_client(self, identity: bytes) -> list[Route]:
+        """Drop a client; returns the routes of its requests still in flight (to abort)."""
+        peer = self.clients.pop(identity)
+        return [r for r in (self.complete(e) for e in list(peer.requests.values())) if r]
+
+    def seen(self, identity: bytes, now: float) -> None:
+        replica = self.engines.get(identity)
+        if replica is not None:
+            replica.last_seen = now
+
+    def expired(self, now: float, timeout_s: float) -> list[bytes]:
+        return [i for i, r in self.engines.items() if now - r.last_seen > timeout_s]

@@ -1,0 +1,205 @@
+"""Client features against a live coordinator and worker (threads, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import zmq
+
+from logitsmatch.engine.request import SamplingParams
+from logitsmatch.serving.client import Client
+from logitsmatch.serving.errors import CoordinatorLost, RequestFailed, RequestTimeout
+from logitsmatch.serving.null_engine import NullEngine
+from logitsmatch.serving.protocol import Connect, Control, Error, decode, encode
+
+
+@pytest.fixture
+def stack(threads):
+    coordinator = threads.coordinator(heartbeat_s=0.1)
+    result = threads.worker(coordinator.address, "r0", NullEngine(step_delay_s=0.005))
+    return coordinator, result
+
+
+def run(coro, timeout_s: float = 30):
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+async def connected(address: str) -> Client:
+    client = Client(address)
+    await client.connect()
+    await client.wait_for_replicas(1, 10)
+    return client
+
+
+def test_streaming_yields_every_token_once_then_the_record(stack):
+    async def go():
+        client = await connected(stack[0].address)
+        events = [
+            e async for e in client.stream("stream me", SamplingParams(num_tokens_to_generate=6))
+        ]
+        seen = []
+        record = await (
+            await client.add_request(
+                "cb", SamplingParams(num_tokens_to_generate=4), on_partial=seen.append
+            )
+        )
+        await client.close()
+        return events, seen, record
+
+    events, seen, record = run(go())
+    streamed = [t for e in events[:-1] for t in e.tokens]
+    assert [e.offset for e in events[:-1]] == list(range(len(streamed)))
+    final = events[-1].record
+    assert streamed == final["generated_tokens"][: len(streamed)] and len(streamed) >= 4
+    assert final["finish_reason"] == "length" and len(final["generated_tokens"]) == 6
+    assert [t for p in seen for t in p.tokens] == record["generated_tokens"][: len(seen)]
+
+
+def test_pause_holds_requests_until_unpause(stack):
+    async def go():
+        client = await connected(stack[0].address)
+        await client.pause()
+        assert (await client.status()).paused
+        future = await client.add_request("held", SamplingParams(num_tokens_to_generate=2))
+        await asyncio.sleep(0.3)
+        held = future.done()
+        await client.unpause()
+        record = await future
+        await client.close()
+        return held, record
+
+    held, record = run(go())
+    assert not held
+    assert record["generated_tokens"] and record["finish_reason"] == "length"
+
+
+def test_deadline_raises_and_aborts_the_request_at_the_engine(stack):
+    async def go():
+        client = await connected(stack[0].address)
+        future = await client.add_request(
+            "slow", SamplingParams(num_tokens_to_generate=10**4), request_id="slow", deadline=0.2
+        )
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match=r"'slow': no reply within its deadline of 0\.2 s"):
+            await future
+        waited = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while (await client.status()).replicas != (("r0", 0),):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await client.close()
+        return waited
+
+    assert run(go()) < 1.0
+
+
+def test_abort_returns_the_partial_record(stack):
+    async def go():
+        client = await connected(stack[0].address)
+        future = await client.add_request(
+            "x", SamplingParams(num_tokens_to_generate=10**4), request_id="a"
+        )
+        await asyncio.sleep(0.1)
+        await client.abort("a")
+        record = await future
+        await client.close()
+        return record
+
+    record = run(go())
+    assert record["finish_reason"] == "aborted" and 0 < len(record["generated_tokens"]) < 10**4
+
+
+def test_duplicate_id_is_refused_by_the_client_and_by_the_coordinator(stack):
+    async def go():
+        client = await connected(stack[0].address)
+        await client.add_request("x", SamplingParams(num_tokens_to_generate=50), request_id="d")
+        with pytest.raises(ValueError, match="'d' is already in flight"):
+            await client.add_request("y", SamplingParams(), request_id="d")
+        await client.close()
+
+    run(go())
+
+
+def test_stop_aborts_in_flight_and_refuses_new_requests(stack):
+    coordinator, worker = stack
+
+    async def go():
+        client = await connected(coordinator.address)
+        future = await client.add_request("x", SamplingParams(num_tokens_to_generate=10**4))
+        await asyncio.sleep(0.05)
+        await client.stop()
+        record = await future
+        with pytest.raises(RequestFailed, match=r"\(stopped\)"):
+            await (await client.add_request("late", SamplingParams()))
+        await client.close()
+        return record
+
+    assert run(go())["finish_reason"] == "aborted"
+    deadline = time.monotonic() + 5
+    while "exit" not in worker:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert worker["exit"] == "stop"
+
+
+def raw_peer(address: str) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    return sock
+
+
+def answer(sock: zmq.Socket):
+    assert sock.poll(5000)
+    return decode(sock.recv())
+
+
+def test_wrong_protocol_version_is_refused_at_connect(stack):
+    sock = raw_peer(stack[0].address)
+    sock.send(encode(Connect("client", "old", version=0)))
+    reply = answer(sock)
+    assert isinstance(reply, Error) and reply.code == "version"
+    assert "version 0" in reply.message and "speaks 1" in reply.message
+    sock.send(encode(Control("shutdown")))  # still not connected: refused
+    assert answer(sock).code == "not_connected"
+    sock.close()
+
+
+def test_only_clients_may_send_control_messages(stack):
+    sock = raw_peer(stack[0].address)
+    sock.send(encode(Connect("engine", "impostor")))
+    assert answer(sock).of == "connect"
+    sock.send(encode(Control("shutdown")))
+    reply = answer(sock)
+    assert reply.code == "unexpected_kind" and "'shutdown'" in reply.message
+    sock.close()
+
+    async def still_serving():
+        client = await connected(stack[0].address)
+        deadline = time.monotonic() + 5
+        while [name for name, _ in (await client.status()).replicas] != ["r0"]:
+            assert time.monotonic() < deadline  # the impostor's disconnect is noticed
+            await asyncio.sleep(0.02)
+        record = await (await client.add_request("ok", SamplingParams(num_tokens_to_generate=2)))
+        await client.close()
+        return record
+
+    assert run(still_serving())["input_prompt"] == "ok"
+
+
+def test_no_coordinator_at_connect_is_a_clear_error():
+    async def go():
+        client = Client("tcp://127.0.0.1:9", heartbeat_s=0.05, coordinator_timeout_s=0.3)
+        try:
+            with pytest.raises(
+                CoordinatorLost,
+                match="no answer from the coordinator at "
+                r"tcp://127.0.0.1:9 within 0.3 s",
+            ):
+                await client.connect(timeout_s=0.3)
+        finally:
+            await client.close()
+
+    run(go())

@@ -1,0 +1,212 @@
+"""Hypothesis throws malformed frames at a live worker (the test plays the coordinator): each
+gets exactly one error reply, and the well-formed request in flight still completes."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import msgpack
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logitsmatch.engine.request import SamplingParams
+from logitsmatch.serving.errors import ProtocolError
+from logitsmatch.serving.limits import Limits
+from logitsmatch.serving.null_engine import NullEngine
+from logitsmatch.serving.protocol import (
+    Ack,
+    Connect,
+    Error,
+    Heartbeat,
+    Reply,
+    Submit,
+    decode,
+    encode,
+)
+
+LIMITS = Limits(max_frame_bytes=16384, max_prompt_bytes=1024)
+
+
+def undecodable(frame: bytes) -> bool:
+    try:
+        decode(frame, LIMITS)
+    except ProtocolError:
+        return True
+    return False
+
+
+def packed(body: object) -> bytes:
+    return msgpack.packb(body, use_bin_type=True)
+
+
+LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+)
+TREE = st.recursive(
+    LEAF,
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
+    max_leaves=8,
+)
+SUBMIT_BODY = {
+    "kind": "submit",
+    "request_id": "bad",
+    "prompt": "p",
+    "sampling": {"num_tokens_to_generate": 2},
+}
+BAD = st.one_of(
+    st.binary(max_size=64).filter(undecodable).map(lambda b: [b]),
+    st.lists(st.binary(max_size=16), min_size=2, max_size=4),
+    st.builds(
+        lambda key, value: [packed({**SUBMIT_BODY, key: value})],
+        st.sampled_from(["request_id", "prompt", "sampling", "stream"]),
+        TREE,
+    ).filter(lambda frames: undecodable(frames[0])),
+    st.text(max_size=12)
+    .filter(
+        lambda k: (
+            k
+            not in {
+                "connect",
+                "ack",
+                "submit",
+                "reply",
+                "partial",
+                "abort",
+                "error",
+                "pause",
+                "unpause",
+                "stop",
+                "shutdown",
+                "heartbeat",
+                "status",
+                "bye",
+            }
+        )
+    )
+    .map(lambda k: [packed({"kind": k})]),
+    st.integers(LIMITS.max_prompt_bytes + 1, 4 * LIMITS.max_prompt_bytes).map(
+        lambda n: [packed({**SUBMIT_BODY, "prompt": "x" * n})]
+    ),
+    # well-formed, but not for an engine (a connect with a foreign version among them)
+    st.sampled_from(
+        [
+            [encode(Connect("engine", "x", version=99))],
+            [
+                encode(
+                    Reply(
+                        "1",
+                        {
+                            "input_prompt": "a",
+                            "generated_text": "",
+                            "generated_tokens": [],
+                            "latency": 0.0,
+                            "finish_reason": "length",
+                        },
+                        "r",
+                    )
+                )
+            ],
+            [packed({"kind": "status"})],
+            [
+                packed(
+                    {
+                        "kind": "partial",
+                        "request_id": "1",
+                        "offset": 0,
+                        "tokens": [],
+                        "replica": "r",
+                    }
+                )
+            ],
+        ]
+    ),
+)
+
+
+class FakeCoordinator:
+    """The test's ROUTER: what the worker believes is its coordinator."""
+
+    def __init__(self) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.address = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.engine: bytes | None = None
+
+    def recv(self, timeout_s: float):
+        """The next message that is not a heartbeat, or None at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0 and self.sock.poll(int(left * 1000) + 1):
+            identity, frame = self.sock.recv_multipart()
+            self.engine = identity
+            msg = decode(frame)
+            if not isinstance(msg, Heartbeat):
+                return msg
+        return None
+
+    def send(self, *frames: bytes) -> None:
+        assert self.engine is not None
+        self.sock.send_multipart([self.engine, *frames])
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+@pytest.fixture
+def fake(threads):
+    coordinator = FakeCoordinator()
+    result = threads.worker(
+        coordinator.address,
+        "r0",
+        NullEngine(step_delay_s=0.002),
+        limits=LIMITS,
+        coordinator_timeout_s=60.0,
+    )
+    connect = coordinator.recv(10)
+    assert connect == Connect("engine", "r0")
+    coordinator.send(encode(Ack("connect", "fake")))
+    yield coordinator, result
+    coordinator.close()
+
+
+IDS = itertools.count()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(bad=st.lists(BAD, min_size=1, max_size=4), dup=st.booleans())
+def test_malformed_frames_get_one_error_each_and_good_requests_complete(fake, bad, dup):
+    coordinator, result = fake
+    good = f"good-{next(IDS)}"
+    coordinator.send(encode(Submit(good, "hello", SamplingParams(num_tokens_to_generate=4))))
+    if dup:
+        bad = [*bad, [encode(Submit(good, "again", SamplingParams()))]]
+    for frames in bad:
+        coordinator.send(*frames)
+    errors, replies = [], []
+    deadline = time.monotonic() + 10
+    while (len(errors) < len(bad) or not replies) and time.monotonic() < deadline:
+        msg = coordinator.recv(0.5)
+        if isinstance(msg, Error):
+            errors.append(msg)
+        elif msg is not None:
+            replies.append(msg)
+    assert coordinator.recv(0.05) is None  # exactly one answer per frame
+    assert len(errors) == len(bad), errors
+    assert {e.code for e in errors} <= {"bad_frame", "unexpected_kind", "rejected"}
+    assert any(e.code == "rejected" and e.request_id == good for e in errors) == dup
+    assert [(r.request_id, r.record["input_prompt"]) for r in replies] == [(good, "hello")]
+    assert not result, f"the worker ended: {result}"
