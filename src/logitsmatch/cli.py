@@ -7,7 +7,13 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"generate": _generate, "check": _check, "record": _record, "compare": _compare}
+    commands = {
+        "generate": _generate,
+        "serve": _serve,
+        "check": _check,
+        "record": _record,
+        "compare": _compare,
+    }
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: logitsmatch {" + ",".join(commands) + "} [options]", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -19,7 +25,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(argv: list[str]) -> int:
+    if "--zmq" in argv:
+        from logitsmatch.serving.zmq_generate import main as zmq_main
+
+        return zmq_main(argv)
     from logitsmatch.engine.generate import main
+
+    return main(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from logitsmatch.serving.serve import main
 
     return main(argv)
 

@@ -40,6 +40,59 @@ def torchrun_command(module: str, argv: list[str], nproc: int, log_dir: Path) ->
     ]
 
 
+class RankJob:
+    """A running torchrun job; ``wait`` reaps it and reports a failure, ``stop`` kills it."""
+
+    def __init__(
+        self,
+        module: str,
+        argv: list[str],
+        layout: Layout,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.layout = layout
+        self.folder = (
+            Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="logitsmatch-run-"))
+        )
+        self.log_dir = self.folder / "rank-logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        command = torchrun_command(module, argv, layout.world_size, self.log_dir)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout)))
+        with open(self.folder / "torchrun.log", "w") as agent_log:
+            self.proc = subprocess.Popen(
+                command,
+                stdout=agent_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, deadline_s: float) -> int:
+        """Exit code of the job (124 past the deadline); prints which rank failed, if one did."""
+        try:
+            code = self.proc.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            print(
+                f"logitsmatch: {self.layout.world_size}-rank job passed its {deadline_s:.0f} s "
+                f"deadline and was killed; rank logs: {self.log_dir}",
+                file=sys.stderr,
+            )
+            return 124
+        finally:
+            self.stop()
+        if code != 0:
+            print(failure_report(self.folder, self.layout), file=sys.stderr)
+        return code
+
+    def stop(self) -> None:
+        _kill_group(self.proc)
+
+
 def launch_ranks(
     module: str,
     argv: list[str],
@@ -48,30 +101,7 @@ def launch_ranks(
     run_dir: str | os.PathLike[str] | None = None,
 ) -> int:
     """Run ``python -m module argv`` on ``layout.world_size`` ranks; returns the exit code."""
-    folder = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="logitsmatch-run-"))
-    log_dir = folder / "rank-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    command = torchrun_command(module, argv, layout.world_size, log_dir)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout)))
-    with open(folder / "torchrun.log", "w") as agent_log:
-        proc = subprocess.Popen(
-            command, stdout=agent_log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        try:
-            code = proc.wait(timeout=deadline_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            print(
-                f"logitsmatch: {layout.world_size}-rank job passed its {deadline_s:.0f} s "
-                f"deadline and was killed; rank logs: {log_dir}",
-                file=sys.stderr,
-            )
-            return 124
-        finally:
-            _kill_group(proc)
-    if code != 0:
-        print(failure_report(folder, layout), file=sys.stderr)
-    return code
+    return RankJob(module, argv, layout, run_dir).wait(deadline_s)
 
 
 def _threads(layout: Layout) -> int:

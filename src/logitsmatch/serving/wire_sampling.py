@@ -45,7 +45,8 @@ def sampling_from_wire(outer: Body, value: Any, limits: Limits) -> SamplingParam
     if "seed" in value:
         kw["seed"] = body.integer("seed", *INT64)
     if value.get("termination_id") is not None:
-        kw["termination_id"] = body.integer("termination_id", 0, (1 << 31) - 1)
+        # -1: never stop on a token (the engine compares ids, and no id is -1)
+        kw["termination_id"] = body.integer("termination_id", -1, (1 << 31) - 1)
     if "stop_strings" in value:
         kw["stop_strings"] = _stop_strings(body, value["stop_strings"], limits)
     if "return_log_probs" in value:

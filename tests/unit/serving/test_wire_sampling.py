@@ -40,7 +40,7 @@ def test_absent_keys_take_the_engine_defaults():
         ({"stop_strings": "x"}, "stop_strings"),
         ({"stop_strings": ["a"] * 17}, "stop_strings"),
         ({"temperature": float("nan")}, "temperature"),
-        ({"termination_id": -1}, "termination_id"),
+        ({"termination_id": -2}, "termination_id"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(wire, field):

@@ -1,0 +1,75 @@
+"""What torchrun starts on each rank of a served model: build this rank's engine, then run the
+replica's worker loop against the coordinator (``python -m logitsmatch.serving.rank_main``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import torch.distributed as dist
+
+from logitsmatch.engine import distributed
+from logitsmatch.engine.generate import build_engine, layout_of
+from logitsmatch.engine.generate_args import add_model_flags
+from logitsmatch.engine.loader import resolve
+from logitsmatch.serving.errors import CoordinatorLost
+from logitsmatch.serving.worker import EXIT_LOST, run_worker
+
+
+def add_serving_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("serving")
+    g.add_argument("--heartbeat-s", type=float, default=0.5)
+    g.add_argument(
+        "--coordinator-timeout-s",
+        type=float,
+        default=60.0,
+        help="how long engines and the coordinator wait for each other; must exceed "
+        "the longest engine step",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m logitsmatch.serving.rank_main")
+    p.add_argument("--coordinator", required=True, help="tcp:// address of the coordinator")
+    add_model_flags(p)
+    add_serving_flags(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    # parse_known_args: the driver's request flags (--prompts, --output-path, ...) come along.
+    args, _ = parser().parse_known_args(argv)
+    layout = layout_of(args)
+    spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
+    engine = build_engine(args, spec, layout)
+    ctx = engine.ctx
+    stop: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    print(
+        f"logitsmatch: {layout.describe(rank)} serving replica dp{ctx.dp_rank}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        run_worker(
+            engine,
+            args.coordinator,
+            f"dp{ctx.dp_rank}",
+            ctx if len(ctx.replica_ranks) > 1 else None,
+            heartbeat_s=args.heartbeat_s,
+            coordinator_timeout_s=args.coordinator_timeout_s,
+            should_stop=lambda: bool(stop),
+        )
+    except CoordinatorLost as exc:
+        print(f"logitsmatch: {layout.describe(rank)}: {exc}", file=sys.stderr)
+        return EXIT_LOST
+    finally:
+        distributed.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``logitsmatch serve``: a coordinator plus engine ranks, serving until interrupted.
+
+Prints the coordinator's address; clients (``logitsmatch.serving.client.Client``) connect to
+it. SIGINT/SIGTERM shut the engines and the coordinator down cleanly; a dead rank ends the
+service with that rank named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from logitsmatch.engine.generate import layout_of
+from logitsmatch.engine.generate_args import add_model_flags
+from logitsmatch.engine.launch import RankJob
+from logitsmatch.engine.loader import resolve
+from logitsmatch.serving.launch import start_coordinator
+from logitsmatch.serving.rank_main import add_serving_flags
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="logitsmatch serve", description=__doc__.split("\n\n")[0])
+    add_model_flags(p)
+    add_serving_flags(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    p.add_argument("--port", type=int, default=0, help="0 = any free port")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback --host without CURVE keys"
+    )
+    p.add_argument("--run-dir", default=None, help="coordinator and rank logs")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    layout = layout_of(args)
+    layout.validate(resolve(args.model, args.inference_max_seq_length).config)
+    folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-serve-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = ["--insecure"] if args.insecure else []
+    coordinator = start_coordinator(
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--engine-timeout-s",
+        str(args.coordinator_timeout_s),
+        *extra,
+        log_dir=folder,
+    )
+    assert coordinator.address is not None
+    rank_flags = [a for a in argv if a not in ("--insecure",)]
+    job = RankJob(
+        "logitsmatch.serving.rank_main",
+        ["--coordinator", coordinator.address, *rank_flags],
+        layout,
+        folder,
+    )
+    print(
+        f"logitsmatch serve: coordinator at {coordinator.address} "
+        f"({layout.world_size} ranks, {layout.dp} replicas; logs in {folder})",
+        flush=True,
+    )
+    stop: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    while not stop and job.poll() is None and coordinator.process.poll() is None:
+        time.sleep(0.2)
+    coordinator.stop()  # SIGTERM: it tells the engines to stop, then exits
+    code = job.wait(deadline_s=30.0)
+    return 0 if stop and code in (0, 3) else (code or 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""``logitsmatch generate --zmq``: the Megatron-style coordinator run.
+
+Starts a coordinator (loopback, a free port) and the engine ranks under torchrun, submits the
+prompts through the coordinator ``--incoming-requests-per-step`` at a time (request i of a burst
+generating ``num_tokens_to_generate + i`` tokens unless ``--no-stagger-lengths``), waits for all
+within the deadline, writes the output JSON, and shuts everything down. A dead rank fails the
+run with that rank named (from torchrun), never a hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from logitsmatch.engine.generate import layout_of
+from logitsmatch.engine.generate import parser as generate_parser
+from logitsmatch.engine.generate_args import read_prompts, sampling_for
+from logitsmatch.engine.launch import RankJob
+from logitsmatch.engine.loader import resolve
+from logitsmatch.serving.driver import DriverError, run_driver
+from logitsmatch.serving.errors import CoordinatorLost
+from logitsmatch.serving.launch import Service, start_coordinator
+from logitsmatch.serving.rank_main import add_serving_flags
+
+
+def parser() -> argparse.ArgumentParser:
+    p = generate_parser()
+    p.prog = "logitsmatch generate --zmq"
+    p.add_argument("--zmq", action="store_true", required=True)
+    p.add_argument("--incoming-requests-per-step", type=int, default=32)
+    p.add_argument(
+        "--no-stagger-lengths",
+        action="store_true",
+        help="every request generates exactly --num-tokens-to-generate tokens",
+    )
+    add_serving_flags(p)
+    return p
+
+
+def _stop_coordinator_if_ranks_die(job: RankJob, coordinator: Service) -> None:
+    """A job that dies before or while serving would leave the driver waiting for replicas
+    until its deadline; stopping the coordinator makes the driver fail at once instead."""
+    while job.poll() is None:
+        time.sleep(0.2)
+    if job.poll() != 0:
+        coordinator.stop()
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    layout = layout_of(args)
+    prompts = read_prompts(args)
+    sampling = sampling_for(args, 0)
+    spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
+    layout.validate(spec.config)
+    folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-zmq-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    coordinator = start_coordinator(
+        "--engine-timeout-s", str(args.coordinator_timeout_s), log_dir=folder
+    )
+    assert coordinator.address is not None
+    # The ranks take the model and parallel flags from the same argv and ignore the rest.
+    job = RankJob(
+        "logitsmatch.serving.rank_main",
+        ["--coordinator", coordinator.address, *argv],
+        layout,
+        folder,
+    )
+    watchdog = threading.Thread(
+        target=_stop_coordinator_if_ranks_die, args=(job, coordinator), daemon=True
+    )
+    watchdog.start()
+    code = 0
+    try:
+        output = run_driver(
+            coordinator.address,
+            prompts,
+            sampling,
+            args.incoming_requests_per_step,
+            stagger_lengths=not args.no_stagger_lengths,
+            deadline_s=args.deadline_s,
+            min_replicas=layout.dp,
+            shutdown=True,
+        )
+    except (DriverError, CoordinatorLost, TimeoutError, RuntimeError) as exc:
+        print(f"logitsmatch generate --zmq: {exc}", file=sys.stderr)
+        output, code = None, 1
+    finally:
+        rank_code = job.wait(deadline_s=30.0 if code == 0 else 5.0)
+        coordinator.stop()
+    if output is not None:
+        args.output_path.parent.mkdir(parents=True, exist_ok=True)
+        args.output_path.write_text(json.dumps(output, indent=1))
+    return code or rank_code
