@@ -89,7 +89,7 @@ class LLMEngine:
         if total > self.cache_config.num_slots:
             raise RequestError(
                 f"request {rid!r}: needs {total} KV-cache slots, the cache holds "
-                f"{self.cache_config.num_slots} (raise --kv-cache-tokens)"
+                f"{self.cache_config.num_slots} (raise --kv-cache-tokens or --kv-cache-bytes)"
             )
         if params.termination_id is None and self.tokenizer.eos_token_id is not None:
             params = _with_termination(params, self.tokenizer.eos_token_id)

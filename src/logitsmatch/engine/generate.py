@@ -79,7 +79,7 @@ def build_engine(args: argparse.Namespace, spec: ModelSpec, layout: Layout) -> L
     configure_threads(layout.world_size)
     ctx = distributed.init(layout, spec.config.num_layers, device, args.collective_timeout_s)
     model = build_stage(spec, ctx, dtype_of(args), device, args.batch_invariant)
-    cache, sched = engine_configs(args)
+    cache, sched = engine_configs(args, model.kv_bytes_per_token())
     return LLMEngine(model, spec.tokenizer(), cache, sched)
 
 

@@ -55,6 +55,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--inference-max-seq-length", type=int, default=None)
     g.add_argument("--kv-cache-tokens", type=int, default=16384, help="KV cache size in tokens")
+    g.add_argument(
+        "--kv-cache-bytes",
+        type=int,
+        default=None,
+        help="KV cache size in bytes per rank (overrides --kv-cache-tokens)",
+    )
     g.add_argument("--kv-block-size", type=int, default=16)
     g.add_argument(
         "--inference-max-requests", type=int, default=32, help="max concurrent requests in a step"
@@ -149,8 +155,18 @@ def sampling_for(args: argparse.Namespace, index: int, extra_tokens: int = 0) ->
     )
 
 
-def engine_configs(args: argparse.Namespace) -> tuple[CacheConfig, SchedulerConfig]:
-    cache = CacheConfig.from_budget(block_size=args.kv_block_size, tokens=args.kv_cache_tokens)
+def engine_configs(
+    args: argparse.Namespace, bytes_per_token: int
+) -> tuple[CacheConfig, SchedulerConfig]:
+    """``bytes_per_token``: this rank's K + V bytes for one token (its layers and KV heads)."""
+    if args.kv_cache_bytes is not None:
+        cache = CacheConfig.from_budget(
+            block_size=args.kv_block_size,
+            bytes_=args.kv_cache_bytes,
+            bytes_per_token=bytes_per_token,
+        )
+    else:
+        cache = CacheConfig.from_budget(block_size=args.kv_block_size, tokens=args.kv_cache_tokens)
     sched = SchedulerConfig(
         max_num_seqs=args.inference_max_requests,
         max_num_batched_tokens=args.inference_max_batch_tokens,

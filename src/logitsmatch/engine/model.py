@@ -68,6 +68,14 @@ class StageModel(nn.Module):
             )  # [V_l, H]
         self.to(device)
 
+    def kv_bytes_per_token(self) -> int:
+        """K + V bytes one token takes in this stage's cache (its layers, its KV heads)."""
+        if not len(self.layers):
+            return 1
+        heads = self.layers[0].attn.num_kv_heads
+        element = torch.empty((), dtype=self.dtype).element_size()
+        return max(1, 2 * len(self.layers) * heads * self.config.head_dim * element)
+
     def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """tokens: [T] -> [T, H]; vocab-parallel: ids outside this shard give 0, then all-reduce."""
         assert self.embed is not None
