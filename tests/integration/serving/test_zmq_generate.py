@@ -8,7 +8,21 @@ import sys
 import psutil
 import pytest
 
-WORDS = "time travel bar club dance room nerds heart life movies city night music".split()
+WORDS = [
+    "time",
+    "travel",
+    "bar",
+    "club",
+    "dance",
+    "room",
+    "nerds",
+    "heart",
+    "life",
+    "movies",
+    "city",
+    "night",
+    "music",
+]
 
 
 def prompts(count: int) -> list[str]:
