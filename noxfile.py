@@ -3,6 +3,15 @@
 Every session runs in one shared virtual environment (``.nox/shared``), built once from
 ``pyproject.toml`` + ``ci/constraints.txt`` and rebuilt only when either changes, so that
 running sessions one after another never reinstalls torch.
+
+    nox -s logitsmatch                     every case, on this machine's platform
+    nox -s logitsmatch -- CASE [CASE...]   those cases
+    nox -s "logitsmatch-CASE@PLATFORM"     one case target (one per case × platform; `nox -l`)
+    nox -s record -- CASE [--platform P]   run a case and write its golden
+    nox -s tests / lint / repro
+
+The per-target sessions are generated from cases/ when nox imports this file; listing them
+needs only nox and pyyaml (the case loader imports neither torch nor the engine).
 """
 
 from __future__ import annotations
@@ -16,6 +25,11 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
+# why: listing sessions must work where only nox (and pyyaml) are installed, e.g. a CI runner's
+# bare python; the case loader is plain Python and comes straight from the checkout.
+sys.path.insert(0, str(ROOT / "src"))
+from logitsmatch.harness.case import CaseError, load_all  # noqa: E402
+
 SHARED_ENV = ROOT / ".nox" / "shared"
 CONSTRAINTS = ROOT / "ci" / "constraints.txt"
 EXTRAS = "test"
@@ -63,6 +77,54 @@ def _env() -> dict[str, str]:
     if PREINSTALLED:
         return {}
     return {"PATH": f"{SHARED_ENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _logitsmatch(session: nox.Session, *args: str) -> None:
+    shared_env(session)
+    session.run(_bin("python"), "-m", "logitsmatch.cli", *args, env=_env(), external=True)
+
+
+def _load_cases() -> tuple[list, str | None]:
+    try:
+        return load_all(ROOT / "cases"), None
+    except CaseError as exc:
+        return [], str(exc)
+
+
+CASES, CASES_ERROR = _load_cases()
+
+
+@nox.session(venv_backend="none")
+def logitsmatch(session: nox.Session) -> None:
+    """Every case on this machine's platform (nox -s logitsmatch -- CASE [CASE...]: those)."""
+    if CASES_ERROR:
+        session.error(f"cannot load the cases: {CASES_ERROR}")
+    posargs = list(session.posargs)
+    cases = [a for a in posargs if not a.startswith("-")]
+    options = [a for a in posargs if a.startswith("-")]
+    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
+    _logitsmatch(session, "check", *(cases or ["--all"]), *platform, *options)
+
+
+def _target_session(case: str, platform: str) -> None:
+    def run(session: nox.Session) -> None:
+        _logitsmatch(session, "check", case, "--platform", platform, *session.posargs)
+
+    run.__doc__ = f"{case} on {platform}"
+    nox.session(name=f"logitsmatch-{case}@{platform}", venv_backend="none")(run)
+
+
+for _case in CASES:
+    for _platform in _case.platforms:
+        _target_session(_case.name, _platform)
+
+
+@nox.session(venv_backend="none")
+def record(session: nox.Session) -> None:
+    """Run a case and write its golden: nox -s record -- CASE [--platform P]."""
+    if not session.posargs:
+        session.error("usage: nox -s record -- CASE [--platform P]")
+    _logitsmatch(session, "record", *session.posargs)
 
 
 @nox.session(venv_backend="none")

@@ -72,7 +72,9 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
         return 1
     outcomes = [_one(case, platform, machine, args.runs_root) for case in cases]
     report_dir = args.report_dir or _default_report_dir(outcomes, platform, args.runs_root)
-    files = write_reports(outcomes, report_dir, console=Console(stderr=False))
+    # why: rich assumes 80 columns when not on a terminal; CI logs have room for the table.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    files = write_reports(outcomes, report_dir, console=console)
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -83,8 +85,8 @@ def _one(case: Case, platform: str, machine: Machine, runs_root: Path) -> Target
     result = run_target(CaseTarget(case, platform), machine, runs_root=runs_root)
     outcome = result.outcome
     where = f" (run folder {result.run_dir})" if result.run_dir else ""
-    first = outcome.reason.splitlines()[0] if outcome.reason else ""
-    print(f"logitsmatch: {outcome.id}: {outcome.status.upper()}{where} {first}", file=sys.stderr)
+    first = f" {outcome.reason.splitlines()[0]}" if outcome.reason else ""
+    print(f"logitsmatch: {outcome.id}: {outcome.status.upper()}{first}{where}", file=sys.stderr)
     return outcome
 
 

@@ -4,8 +4,11 @@ A case's MODEL_ARGS use Megatron-LM's names, and Megatron test cases carry many 
 its training/inference scripts know (``--use-mcore-models``, ``--load``, ``--tokenizer-model``,
 ...). ``logitsmatch generate`` would reject those, so only the flags in ``PASSED_THROUGH`` reach
 it; the others are *ignored* and the runner says so once in the run log. The flags in
-``RUNNER_OWNED`` come from the run itself (prompts file, output path, deadline, device) and are
-ignored in a case too. A test checks both sets against ``logitsmatch generate``'s own parser.
+``RUNNER_OWNED`` come from the run itself (prompts file, output path, deadline, device): a
+case's ``--prompts``/``--prompt-file`` are read by the case loader and passed as the runner's
+prompts file, its other runner-owned flags are ignored. ``mode_flags`` picks the engine's path:
+cases named ``*_zmq`` run through the ZeroMQ coordinator (``generate --zmq``). A test checks
+these sets against ``logitsmatch generate``'s own parsers.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +62,26 @@ PASSED_THROUGH = frozenset(
 RUNNER_OWNED = frozenset(
     {"--prompts", "--prompt-file", "--output-path", "--run-dir", "--deadline-s", "--device"}
 )
+# Flags that mode_flags() reads from MODEL_ARGS for the ZMQ path (so they are not "ignored").
+ZMQ_FLAGS = ("--incoming-requests-per-step",)
+ZMQ_SUFFIX = "_zmq"
+DEFAULT_REQUESTS_PER_STEP = 32
 _DTYPE_FLAGS = ("--dtype", "--bf16")
+# Read by the case loader: the runner passes the prompts in a file of its own.
+_PROMPT_FLAGS = frozenset({"--prompts", "--prompt-file"})
 _VAR = re.compile(r"\$\{(\w+)\}")
 
 
-def split_model_args(model_args: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(the flags passed to the builtin engine, the names of the flags it ignores)."""
+def split_model_args(
+    model_args: Mapping[str, Any], *, zmq: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """(the flags passed to the builtin engine, the names of the flags it ignores).
+
+    ``zmq``: the case runs through the coordinator, whose ZMQ_FLAGS ``mode_flags`` passes.
+    """
     passed = {k: v for k, v in model_args.items() if k in PASSED_THROUGH}
-    ignored = [k for k in model_args if k not in PASSED_THROUGH]
+    used = PASSED_THROUGH | _PROMPT_FLAGS | (set(ZMQ_FLAGS) if zmq else set())
+    ignored = [k for k in model_args if k not in used]
     return passed, ignored
 
 
@@ -92,17 +107,17 @@ def expand_vars(
 
 
 def mode_flags(case: Case) -> list[str]:
-    """How the builtin engine is driven: today `generate` runs the requests itself.
-
-    The seam for the ZeroMQ path: when `generate --zmq` lands, cases named ``*_zmq`` return
-    ``["--zmq", "--incoming-requests-per-step", K]`` here and nothing else changes.
-    """
-    del case
-    return []
+    """How the builtin engine is driven: ``*_zmq`` cases go through the ZeroMQ coordinator
+    (``generate --zmq``), which submits ``--incoming-requests-per-step`` requests at a time
+    (MODEL_ARGS, default 32) like Megatron-LM's coordinator driver; other cases run the
+    requests in the engine's own loop."""
+    if not case.name.endswith(ZMQ_SUFFIX):
+        return []
+    per_step = case.model_args.get(ZMQ_FLAGS[0], DEFAULT_REQUESTS_PER_STEP)
+    return ["--zmq", ZMQ_FLAGS[0], str(per_step)]
 
 
 def builtin_argv(
-    case: Case,
     platform: Platform,
     model_args: Mapping[str, Any],
     *,
@@ -110,12 +125,14 @@ def builtin_argv(
     output_path: Path,
     run_dir: Path,
     deadline_s: float,
+    mode: Sequence[str] = (),
 ) -> list[str]:
-    """``python -m logitsmatch.cli generate ...`` for ``model_args`` (already filtered).
+    """``python -m logitsmatch.cli generate [mode] ...`` for ``model_args`` (already filtered).
 
-    The platform picks the device and, unless the case names a dtype, the dtype.
+    The platform picks the device and, unless the case names a dtype, the dtype. ``mode``:
+    ``mode_flags(case)`` for the case's own requests.
     """
-    argv = [sys.executable, "-m", "logitsmatch.cli", "generate", *mode_flags(case)]
+    argv = [sys.executable, "-m", "logitsmatch.cli", "generate", *mode]
     argv += model_args_argv(model_args)
     argv += ["--device", platform.device]
     if not any(flag in model_args for flag in _DTYPE_FLAGS):

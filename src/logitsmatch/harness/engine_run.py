@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Time the engine gets beyond its own --deadline-s to kill its ranks and print its report.
-GRACE_S = 30.0
 _FAILED_RANK = re.compile(r"(rank \d+ \(tp=\d+ pp=\d+ dp=\d+\)) failed first \(([^)]*)\)")
 _RANK_LOG = re.compile(r"--- last lines of (.+?) ---")
 _TAIL_LINES = 8
@@ -50,8 +48,12 @@ def run_engine(
     log_path: Path,
     env: Mapping[str, str],
     deadline_s: float,
+    grace_s: float = 0.0,
 ) -> EngineRun:
-    """Run ``argv``, killing its process group ``deadline_s`` (+ grace) seconds after start."""
+    """Run ``argv``; kill its whole process group ``deadline_s + grace_s`` seconds after start.
+
+    ``grace_s``: time for an engine that enforces ``deadline_s`` itself to report first.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -71,7 +73,7 @@ def run_engine(
                 tuple(argv), output_path, log_path, None, 0.0, f"cannot start the engine: {exc}"
             )
         try:
-            code: int | None = proc.wait(timeout=deadline_s + GRACE_S)
+            code: int | None = proc.wait(timeout=deadline_s + grace_s)
         except subprocess.TimeoutExpired:
             code = None
         finally:

@@ -22,6 +22,7 @@ from logitsmatch.harness.case_fields import CaseError
 from logitsmatch.harness.engine_args import (
     builtin_argv,
     expand_vars,
+    mode_flags,
     run_environ,
     split_model_args,
 )
@@ -30,6 +31,8 @@ from logitsmatch.harness.platform import platform_info
 from logitsmatch.harness.run_folder import new_run_folder
 
 _VAR = re.compile(r"\$\{(\w+)\}")
+# Time the builtin engine gets past its own --deadline-s to kill its ranks and name the failure.
+BUILTIN_GRACE_S = 30.0
 
 
 def echo_stderr(line: str) -> None:
@@ -69,7 +72,8 @@ class EngineSession:
                     "table (src/logitsmatch/harness/platform.py PLATFORMS): device and dtype "
                     "unknown"
                 )
-            passed, ignored = split_model_args(case.model_args)
+            zmq = bool(mode_flags(case))
+            passed, ignored = split_model_args(case.model_args, zmq=zmq)
             if ignored:
                 session.log(
                     f"{target.id}: the builtin engine ignores these MODEL_ARGS: "
@@ -82,9 +86,10 @@ class EngineSession:
     def builtin(self) -> bool:
         return self.target.case.engine == "builtin"
 
-    def log(self, line: str) -> None:
-        """Echo ``line`` and append it to ``run.log``."""
-        self.echo(f"logitsmatch: {line}")
+    def log(self, line: str, *, echo: bool = True) -> None:
+        """Append ``line`` to ``run.log``; echo it too unless ``echo`` is False."""
+        if echo:
+            self.echo(f"logitsmatch: {line}")
         with open(self.run_dir / "run.log", "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
@@ -98,7 +103,8 @@ class EngineSession:
         output = folder / "output.json"
         if self.builtin:
             prompts = [{"prompt": p} for p in self.target.case.prompts]
-            argv = self._builtin(folder, prompts, self._model_args, output)
+            mode = mode_flags(self.target.case)
+            argv = self._builtin(folder, prompts, self._model_args, output, mode)
         else:
             argv = self._template(folder, output)
         return self._run(name, argv, folder, output)
@@ -106,7 +112,9 @@ class EngineSession:
     def run_scoring(
         self, name: str, token_ids: Sequence[Sequence[int]], model_args: Mapping[str, Any]
     ) -> EngineRun:
-        """Score exact token-id prompts with the builtin engine and ``model_args``."""
+        """Score exact token-id prompts with the builtin engine and ``model_args``, in its own
+        loop also for ``_zmq`` cases: the coordinator's driver staggers generation lengths,
+        and batch-invariant numerics do not depend on the path."""
         folder = self.run_dir / name
         folder.mkdir()
         output = folder / "output.json"
@@ -125,19 +133,20 @@ class EngineSession:
         prompts: list[dict[str, Any]],
         model_args: Mapping[str, Any],
         output: Path,
+        mode: Sequence[str] = (),
     ) -> list[str]:
         prompt_file = folder / "prompts.jsonl"
         prompt_file.write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
         platform = platform_info(self.target.platform)
         assert platform is not None  # checked in open()
         return builtin_argv(
-            self.target.case,
             platform,
             model_args,
             prompt_file=prompt_file,
             output_path=output,
             run_dir=folder,
             deadline_s=self.remaining_s(),
+            mode=mode,
         )
 
     def _template(self, folder: Path, output: Path) -> list[str]:
@@ -163,6 +172,7 @@ class EngineSession:
             log_path=folder / "engine.log",
             env=self.env,
             deadline_s=self.remaining_s(),
+            grace_s=BUILTIN_GRACE_S if self.builtin else 0.0,
         )
         status = "ok" if run.error is None else run.error.splitlines()[0]
         self.log(f"{self.target.id}: {name}: {status} ({run.duration_s:.1f} s)")

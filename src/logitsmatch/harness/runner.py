@@ -88,7 +88,7 @@ def run_target(
     except CaseError as exc:
         outcome = TargetOutcome(case.name, target.platform, ERROR, str(exc))
     outcome = replace(outcome, duration_s=time.monotonic() - start)
-    session.log(f"{target.id}: {outcome.status} in {outcome.duration_s:.1f} s")
+    session.log(f"{target.id}: {outcome.status} in {outcome.duration_s:.1f} s", echo=False)
     quiet = Console(file=io.StringIO(), width=120)
     write_reports([outcome], session.run_dir, console=quiet, environ={})
     return TargetRun(outcome, session.run_dir)
