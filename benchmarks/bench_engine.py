@@ -31,17 +31,22 @@ def best_of(fn, repeats: int = 3) -> float:
 
 
 def ours(batch_invariant: bool, new_tokens: int) -> dict[str, float]:
-    from logitsmatch.engine.config import SchedulerConfig
+    from logitsmatch.engine.config import CacheConfig, SchedulerConfig
     from logitsmatch.engine.engine import LLMEngine
     from logitsmatch.engine.loader import build_stage, resolve
     from logitsmatch.engine.request import SamplingParams
 
     spec = resolve("smollm2-135m")
-    model = build_stage(spec, batch_invariant=batch_invariant)
     tokenizer = spec.tokenizer()
+    # One engine for all runs: its KV cache is allocated (and zeroed) once, as in a server.
+    engine = LLMEngine(
+        build_stage(spec, batch_invariant=batch_invariant),
+        tokenizer,
+        cache=CacheConfig(block_size=16, num_blocks=256),
+        scheduler=SchedulerConfig(max_num_batched_tokens=4096),
+    )
 
     def run(prompts: list[str], n: int) -> None:
-        engine = LLMEngine(model, tokenizer, scheduler=SchedulerConfig(max_num_batched_tokens=4096))
         engine.generate(prompts, SamplingParams(num_tokens_to_generate=n, termination_id=-1))
 
     return measure(run, len(tokenizer.encode(PROMPT)), new_tokens)

@@ -52,6 +52,8 @@ class Norm(nn.Module):
         self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "rmsnorm" and x.dtype == torch.float32:
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # one fused op
         dtype = x.dtype
         h = x.float()
         if self.kind == "layernorm":
@@ -74,13 +76,23 @@ class Rotary(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x: [T, heads, D]; positions: [T]."""
-        cos = self.cos[positions].unsqueeze(1).to(x.dtype)
-        sin = self.sin[positions].unsqueeze(1).to(x.dtype)
-        half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return x * cos + rotated * sin
+    def tables(self, positions: torch.Tensor, dtype: torch.dtype) -> RopeTables:
+        """cos/sin for a step's positions [T], shaped [T, 1, D]: looked up once per step."""
+        return (
+            self.cos[positions].unsqueeze(1).to(dtype),
+            self.sin[positions].unsqueeze(1).to(dtype),
+        )
+
+
+RopeTables = tuple[torch.Tensor, torch.Tensor]
+
+
+def apply_rope(x: torch.Tensor, rope: RopeTables) -> torch.Tensor:
+    """x: [T, heads, D] -> x * cos + rotate_half(x) * sin."""
+    cos, sin = rope
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
 
 
 def kv_heads_for_rank(c: ModelConfig, ctx: ParallelContext) -> tuple[int, int]:
@@ -128,7 +140,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rotary: Rotary | None,
+        rope: RopeTables | None,
         meta: AttentionMetadata,
         k_cache: torch.Tensor,
         v_cache: torch.Tensor,
@@ -136,12 +148,12 @@ class Attention(nn.Module):
         t = x.shape[0]
         qkv = linear(x, self.qkv, self.batch_invariant)
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        q = qkv[:, :q_size].view(t, self.num_heads, self.head_dim)
-        k = qkv[:, q_size : q_size + kv_size].view(t, self.num_kv_heads, self.head_dim)
+        # Q and K heads are adjacent in the fused output: rotate them in one go.
+        qk = qkv[:, : q_size + kv_size].view(t, self.num_heads + self.num_kv_heads, self.head_dim)
+        if rope is not None:
+            qk = apply_rope(qk, rope)
+        q, k = qk[:, : self.num_heads], qk[:, self.num_heads :]
         v = qkv[:, q_size + kv_size :].reshape(t, self.num_kv_heads, self.head_dim)
-        if rotary is not None:
-            q = rotary(q, meta.positions)
-            k = rotary(k, meta.positions)
         out = paged_attention(q, k, v, k_cache, v_cache, meta, self.batch_invariant)
         return row_parallel(out, self.o, self.ctx, self.batch_invariant)
 
@@ -203,10 +215,10 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rotary: Rotary | None,
+        rope: RopeTables | None,
         meta: AttentionMetadata,
         k_cache: torch.Tensor,
         v_cache: torch.Tensor,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), rotary, meta, k_cache, v_cache)
+        x = x + self.attn(self.attn_norm(x), rope, meta, k_cache, v_cache)
         return x + self.mlp(self.mlp_norm(x))

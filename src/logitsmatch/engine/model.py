@@ -97,8 +97,9 @@ class StageModel(nn.Module):
         kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         """hidden: [T, H] (already embedded on the first stage) -> [T, H] after this stage."""
+        rope = self.rotary.tables(meta.positions, hidden.dtype) if self.rotary else None
         for layer, (k_cache, v_cache) in zip(self.layers, kv_caches, strict=True):
-            hidden = layer(hidden, self.rotary, meta, k_cache, v_cache)
+            hidden = layer(hidden, rope, meta, k_cache, v_cache)
         if self.final_norm is not None:
             hidden = self.final_norm(hidden)
         return hidden
