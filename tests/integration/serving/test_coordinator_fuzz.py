@@ -7,15 +7,13 @@ import itertools
 import logging
 import time
 
-import msgpack
 import pytest
 import zmq
+from fuzz_strategies import LIMITS, SUBMIT_BODY, TREE, packed, undecodable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logitsmatch.engine.request import SamplingParams
-from logitsmatch.serving.errors import ProtocolError
-from logitsmatch.serving.limits import Limits
 from logitsmatch.serving.null_engine import NullEngine
 from logitsmatch.serving.protocol import (
     Connect,
@@ -28,7 +26,6 @@ from logitsmatch.serving.protocol import (
     encode,
 )
 
-LIMITS = Limits(max_frame_bytes=16384, max_prompt_bytes=1024)
 GOOD_PROMPT = "a well-formed prompt"
 
 
@@ -52,40 +49,6 @@ class Peer:
     def close(self) -> None:
         self.sock.close()
 
-
-def undecodable(frame: bytes) -> bool:
-    try:
-        decode(frame, LIMITS)
-    except ProtocolError:
-        return True
-    return False
-
-
-def packed(body: object) -> bytes:
-    return msgpack.packb(body, use_bin_type=True)
-
-
-LEAF = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats()
-    | st.text(max_size=8)
-    | st.binary(max_size=8)
-)
-TREE = st.recursive(
-    LEAF,
-    lambda kids: (
-        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
-    ),
-    max_leaves=8,
-)
-SUBMIT_BODY = {
-    "kind": "submit",
-    "request_id": "bad",
-    "prompt": "p",
-    "sampling": {"num_tokens_to_generate": 2},
-}
 
 garbage = st.binary(max_size=64).filter(undecodable).map(lambda b: [b])
 frame_counts = st.lists(st.binary(max_size=16), min_size=2, max_size=4)
