@@ -5,8 +5,9 @@ at a time (yielding to the event loop between bursts) and, with ``stagger_length
 default), request i of a burst generates ``num_tokens_to_generate + i`` tokens so requests
 finish at different steps. The result maps request ids "0", "1", ... (prompt order) to
 ``input_prompt, generated_text, generated_tokens, logprobs (if asked), latency`` (client-side,
-seconds), plus top-level ``throughput``: each request's generated tokens / latency (tok/s),
-in prompt order, as Megatron's driver reports it.
+seconds) and ``finish_reason`` (as the in-process engine writes it), plus top-level
+``throughput``: each request's generated tokens / latency (tok/s), in prompt order, as
+Megatron's driver reports it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from logitsmatch.engine.request import SamplingParams
 from logitsmatch.serving.client import Client
 from logitsmatch.serving.security import CurveClientKeys
 
-OUTPUT_FIELDS = ("input_prompt", "generated_text", "generated_tokens", "logprobs", "latency")
+OUTPUT_FIELDS = (
+    "input_prompt",
+    "generated_text",
+    "generated_tokens",
+    "logprobs",
+    "latency",
+    "finish_reason",
+)
 
 
 class DriverError(RuntimeError):

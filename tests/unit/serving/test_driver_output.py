@@ -35,6 +35,7 @@ def test_output_json_has_megatron_fields_ids_in_order_and_throughput():
         "generated_tokens": [1, 2],
         "logprobs": [-1.0],
         "latency": 0.5,
+        "finish_reason": "length",
     }
     assert "logprobs" not in out["1"]
     assert out["throughput"] == [4.0, 4.0]
