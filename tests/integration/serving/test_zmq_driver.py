@@ -25,7 +25,13 @@ def test_bursts_stagger_lengths_and_ids_follow_prompt_order(address):
     assert list(out) == [str(i) for i in range(10)] + ["throughput"]
     assert [len(out[str(i)]["generated_tokens"]) for i in range(10)] == [3, 4, 5, 6] * 2 + [3, 4]
     assert [out[str(i)]["input_prompt"] for i in range(10)] == PROMPTS
-    assert set(out["0"]) == {"input_prompt", "generated_text", "generated_tokens", "latency"}
+    assert set(out["0"]) == {
+        "input_prompt",
+        "generated_text",
+        "generated_tokens",
+        "latency",
+        "finish_reason",
+    }
 
 
 def test_stagger_off_keeps_every_length(address):
