@@ -306,3 +306,4 @@ _PARSERS = {
     "bye": _bye,
     **{k: _control for k in CONTROL_KINDS},
 }
+KINDS = frozenset(_PARSERS)

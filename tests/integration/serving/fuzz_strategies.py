@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from logitsmatch.serving.errors import ProtocolError
 from logitsmatch.serving.limits import Limits
-from logitsmatch.serving.protocol import decode
+from logitsmatch.serving.protocol import KINDS, decode
 
 LIMITS = Limits(max_frame_bytes=16384, max_prompt_bytes=1024)
 
@@ -45,3 +45,19 @@ SUBMIT_BODY = {
     "prompt": "p",
     "sampling": {"num_tokens_to_generate": 2},
 }
+
+
+# Bad frames every peer (coordinator or engine) must answer or drop without dying.
+garbage = st.binary(max_size=64).filter(undecodable).map(lambda b: [b])
+frame_counts = st.lists(st.binary(max_size=16), min_size=2, max_size=4)
+wrong_types = st.builds(
+    lambda key, value: [packed({**SUBMIT_BODY, key: value})],
+    st.sampled_from(["request_id", "prompt", "sampling", "stream", "colour"]),
+    TREE,
+).filter(lambda frames: undecodable(frames[0]))
+unknown_kinds = (
+    st.text(max_size=12).filter(lambda k: k not in KINDS).map(lambda k: [packed({"kind": k})])
+)
+oversized = st.integers(LIMITS.max_prompt_bytes + 1, 4 * LIMITS.max_prompt_bytes).map(
+    lambda n: [packed({**SUBMIT_BODY, "prompt": "x" * n})]
+)

@@ -9,7 +9,15 @@ import time
 
 import pytest
 import zmq
-from fuzz_strategies import LIMITS, SUBMIT_BODY, TREE, packed, undecodable
+from fuzz_strategies import (
+    LIMITS,
+    frame_counts,
+    garbage,
+    oversized,
+    packed,
+    unknown_kinds,
+    wrong_types,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,41 +58,6 @@ class Peer:
         self.sock.close()
 
 
-garbage = st.binary(max_size=64).filter(undecodable).map(lambda b: [b])
-frame_counts = st.lists(st.binary(max_size=16), min_size=2, max_size=4)
-wrong_types = st.builds(
-    lambda key, value: [packed({**SUBMIT_BODY, key: value})],
-    st.sampled_from(["request_id", "prompt", "sampling", "stream", "colour"]),
-    TREE,
-).filter(lambda frames: undecodable(frames[0]))
-unknown_kinds = (
-    st.text(max_size=12)
-    .filter(
-        lambda k: (
-            k
-            not in {
-                "connect",
-                "ack",
-                "submit",
-                "reply",
-                "partial",
-                "abort",
-                "error",
-                "pause",
-                "unpause",
-                "stop",
-                "shutdown",
-                "heartbeat",
-                "status",
-                "bye",
-            }
-        )
-    )
-    .map(lambda k: [packed({"kind": k})])
-)
-oversized = st.integers(LIMITS.max_prompt_bytes + 1, 4 * LIMITS.max_prompt_bytes).map(
-    lambda n: [packed({**SUBMIT_BODY, "prompt": "x" * n})]
-)
 wrong_version = (
     st.integers(0, 2**31)
     .filter(lambda v: v != 1)

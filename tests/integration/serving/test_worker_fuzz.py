@@ -8,7 +8,15 @@ import time
 
 import pytest
 import zmq
-from fuzz_strategies import LIMITS, SUBMIT_BODY, TREE, packed, undecodable
+from fuzz_strategies import (
+    LIMITS,
+    frame_counts,
+    garbage,
+    oversized,
+    packed,
+    unknown_kinds,
+    wrong_types,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,39 +34,11 @@ from logitsmatch.serving.protocol import (
 )
 
 BAD = st.one_of(
-    st.binary(max_size=64).filter(undecodable).map(lambda b: [b]),
-    st.lists(st.binary(max_size=16), min_size=2, max_size=4),
-    st.builds(
-        lambda key, value: [packed({**SUBMIT_BODY, key: value})],
-        st.sampled_from(["request_id", "prompt", "sampling", "stream"]),
-        TREE,
-    ).filter(lambda frames: undecodable(frames[0])),
-    st.text(max_size=12)
-    .filter(
-        lambda k: (
-            k
-            not in {
-                "connect",
-                "ack",
-                "submit",
-                "reply",
-                "partial",
-                "abort",
-                "error",
-                "pause",
-                "unpause",
-                "stop",
-                "shutdown",
-                "heartbeat",
-                "status",
-                "bye",
-            }
-        )
-    )
-    .map(lambda k: [packed({"kind": k})]),
-    st.integers(LIMITS.max_prompt_bytes + 1, 4 * LIMITS.max_prompt_bytes).map(
-        lambda n: [packed({**SUBMIT_BODY, "prompt": "x" * n})]
-    ),
+    garbage,
+    frame_counts,
+    wrong_types,
+    unknown_kinds,
+    oversized,
     # well-formed, but not for an engine (a connect with a foreign version among them)
     st.sampled_from(
         [
