@@ -1,4 +1,4 @@
-"""Start the coordinator and single-rank workers as child processes, and reap them.
+"""Start the coordinator, single-rank workers and torchrun-launched ranks, and reap them.
 
 Each child logs to a file (never a pipe nobody reads, which could fill and block it). A
 Service is stopped with SIGTERM, then SIGKILL if it has not exited within its deadline.
@@ -13,6 +13,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from logitsmatch.engine.launch import RankJob
+from logitsmatch.engine.layout import Layout
 
 
 @dataclass
@@ -100,3 +103,24 @@ def start_worker(address: str, name: str, *args: str, log_dir: str | Path | None
         ["--coordinator", address, "--name", name, *args],
         folder,
     )
+
+
+def start_service(
+    layout: Layout, argv: list[str], run_dir: str | Path | None, *coordinator_args: str
+) -> tuple[Service, RankJob]:
+    """A coordinator plus the engine ranks that serve it (torchrun running
+    ``logitsmatch.serving.rank_main``), all logging into one run folder.
+
+    The ranks parse the model and parallel flags out of ``argv`` and ignore the rest.
+    """
+    folder = Path(run_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    coordinator = start_coordinator(*coordinator_args, log_dir=folder)
+    assert coordinator.address is not None
+    job = RankJob(
+        "logitsmatch.serving.rank_main",
+        ["--coordinator", coordinator.address, *argv],
+        layout,
+        folder,
+    )
+    return coordinator, job

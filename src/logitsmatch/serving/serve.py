@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from logitsmatch.engine.generate import layout_of
 from logitsmatch.engine.generate_args import add_model_flags
-from logitsmatch.engine.launch import RankJob
 from logitsmatch.engine.loader import resolve
-from logitsmatch.serving.launch import start_coordinator
+from logitsmatch.serving.launch import start_service
 from logitsmatch.serving.rank_main import add_serving_flags
 
 
@@ -39,10 +36,11 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     layout = layout_of(args)
     layout.validate(resolve(args.model, args.inference_max_seq_length).config)
-    folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-serve-"))
-    folder.mkdir(parents=True, exist_ok=True)
     extra = ["--insecure"] if args.insecure else []
-    coordinator = start_coordinator(
+    coordinator, job = start_service(
+        layout,
+        argv,
+        args.run_dir,
         "--host",
         args.host,
         "--port",
@@ -50,19 +48,10 @@ def main(argv: list[str]) -> int:
         "--engine-timeout-s",
         str(args.coordinator_timeout_s),
         *extra,
-        log_dir=folder,
-    )
-    assert coordinator.address is not None
-    rank_flags = [a for a in argv if a not in ("--insecure",)]
-    job = RankJob(
-        "logitsmatch.serving.rank_main",
-        ["--coordinator", coordinator.address, *rank_flags],
-        layout,
-        folder,
     )
     print(
         f"logitsmatch serve: coordinator at {coordinator.address} "
-        f"({layout.world_size} ranks, {layout.dp} replicas; logs in {folder})",
+        f"({layout.world_size} ranks, {layout.dp} replicas; logs in {job.folder})",
         flush=True,
     )
     stop: list[int] = []

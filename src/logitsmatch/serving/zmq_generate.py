@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from logitsmatch.engine.generate import layout_of
 from logitsmatch.engine.generate import parser as generate_parser
@@ -24,7 +22,7 @@ from logitsmatch.engine.launch import RankJob
 from logitsmatch.engine.loader import resolve
 from logitsmatch.serving.driver import DriverError, run_driver
 from logitsmatch.serving.errors import CoordinatorLost
-from logitsmatch.serving.launch import Service, start_coordinator
+from logitsmatch.serving.launch import Service, start_service
 from logitsmatch.serving.rank_main import add_serving_flags
 
 
@@ -58,19 +56,10 @@ def main(argv: list[str]) -> int:
     sampling = sampling_for(args, 0)
     spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
     layout.validate(spec.config)
-    folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-zmq-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    coordinator = start_coordinator(
-        "--engine-timeout-s", str(args.coordinator_timeout_s), log_dir=folder
+    coordinator, job = start_service(
+        layout, argv, args.run_dir, "--engine-timeout-s", str(args.coordinator_timeout_s)
     )
     assert coordinator.address is not None
-    # The ranks take the model and parallel flags from the same argv and ignore the rest.
-    job = RankJob(
-        "logitsmatch.serving.rank_main",
-        ["--coordinator", coordinator.address, *argv],
-        layout,
-        folder,
-    )
     watchdog = threading.Thread(
         target=_stop_coordinator_if_ranks_die, args=(job, coordinator), daemon=True
     )
