@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.distributed as dist
@@ -92,7 +93,7 @@ class LLMEngine:
                 f"{self.cache_config.num_slots} (raise --kv-cache-tokens or --kv-cache-bytes)"
             )
         if params.termination_id is None and self.tokenizer.eos_token_id is not None:
-            params = _with_termination(params, self.tokenizer.eos_token_id)
+            params = replace(params, termination_id=self.tokenizer.eos_token_id)
         request = Request(rid, text, tokens, params, arrival=self._arrivals)
         self._arrivals += 1
         self._requests[rid] = request
@@ -172,19 +173,18 @@ class LLMEngine:
     def _compute_results(
         self, hidden: torch.Tensor, plans: list[ChunkPlan], out: torch.Tensor
     ) -> None:
+        # Rows of ``hidden`` that need logits: prompt-logprob positions first, then the last
+        # row of every chunk that samples.
         rows: list[int] = []
         targets: list[int] = []
+        sample_rows: list[int] = []
         row = 0
         for item in plans:
             c = item.chunk
             rows.extend(row + p - c.start for p in item.prompt_positions)
             targets.extend(c.request.prompt_tokens[p + 1] for p in item.prompt_positions)
             row += c.num_tokens
-        sample_rows = []
-        row = 0
-        for item in plans:
-            row += item.chunk.num_tokens
-            if item.chunk.sample:
+            if c.sample:
                 sample_rows.append(row - 1)
         all_rows = torch.tensor(rows + sample_rows, dtype=torch.long, device=hidden.device)
         local = self.model.local_logits(hidden[all_rows])  # [R, V_l]
@@ -288,9 +288,3 @@ class LLMEngine:
             finish_reason=request.finish_reason or "aborted",
             latency=time.perf_counter() - self._started.pop(rid),
         )
-
-
-def _with_termination(params: SamplingParams, eos: int) -> SamplingParams:
-    from dataclasses import replace
-
-    return replace(params, termination_id=eos)

@@ -170,16 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     ctx = engine.ctx
     entry = not ctx.replica_ranks or dist.get_rank() == ctx.replica_ranks[0]
     records, generated = gather(records, generated, entry)
-    failed = 0
+    failed: list[str] = []
     if not dist.is_initialized() or dist.get_rank() == 0:
         output: dict[str, Any] = {k: records[k] for k in sorted(records, key=int)}
         output["throughput"] = [generated / elapsed if elapsed > 0 else 0.0]
         args.output_path.parent.mkdir(parents=True, exist_ok=True)
         args.output_path.write_text(json.dumps(output, indent=1))
-        failed = sum(1 for k, v in records.items() if "error" in v)
-        for k, v in records.items():
-            if "error" in v:
-                print(f"logitsmatch generate: request {k} failed: {v['error']}", file=sys.stderr)
+        failed = [k for k, v in output.items() if isinstance(v, dict) and "error" in v]
+        for k in failed:
+            print(
+                f"logitsmatch generate: request {k} failed: {output[k]['error']}", file=sys.stderr
+            )
     distributed.shutdown()
     return 1 if failed else 0
 

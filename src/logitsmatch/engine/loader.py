@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -132,8 +132,6 @@ def resolve(model: str, max_seq_len: int | None = None, seed: int = 1234) -> Mod
             "or an HF checkpoint folder"
         )
     if max_seq_len is not None:
-        from dataclasses import replace
-
         spec = replace(spec, config=replace(spec.config, max_seq_len=max_seq_len))
     return spec
 
