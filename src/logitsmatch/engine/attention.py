@@ -74,27 +74,27 @@ class AttentionMetadata:
 
 def paged_attention(
     q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
+    kv: torch.Tensor,
+    kv_cache: torch.Tensor,
     meta: AttentionMetadata,
     batch_invariant: bool = False,
 ) -> torch.Tensor:
-    """q: [T, Hq, D], k/v: [T, Hkv, D], caches: [S, Hkv, D] -> [T, Hq * D].
+    """q: [T, Hq, D], kv: [T, 2 * Hkv, D] (K heads, then V heads), kv_cache: [S, 2 * Hkv, D]
+    -> [T, Hq * D].
 
-    Writes the new K/V into the cache, then attends over each request's whole context.
+    Writes the new K/V into the cache, then attends over each request's whole context. K and V
+    share one cache row per slot so that each step writes and gathers once per layer, not twice.
     SDPA's sums over keys depend on the padded shapes (B, Q, L) of the step; in batch-invariant
     mode it runs in float64 and rounds once, like ``layers.linear``.
     """
     _, num_heads, head_dim = q.shape
-    k_cache.index_copy_(0, meta.slot_mapping, k)
-    v_cache.index_copy_(0, meta.slot_mapping, v)
+    num_kv = kv.shape[1] // 2
+    kv_cache.index_copy_(0, meta.slot_mapping, kv)
     # index_select on a flat index is ~3x faster than advanced indexing with a 2-D index.
-    flat, (b, ctx_len) = meta.gather_index.view(-1), meta.gather_index.shape
-    keys = k_cache.index_select(0, flat).view(b, ctx_len, *k_cache.shape[1:]).transpose(1, 2)
-    values = v_cache.index_select(0, flat).view(b, ctx_len, *v_cache.shape[1:]).transpose(1, 2)
-    b, qmax = meta.num_seqs, meta.max_query
+    b, ctx_len = meta.gather_index.shape
+    context = kv_cache.index_select(0, meta.gather_index.view(-1))  # [B * L, 2 * Hkv, D]
+    context = context.view(b, ctx_len, 2 * num_kv, head_dim).transpose(1, 2)  # [B, 2Hkv, L, D]
+    qmax = meta.max_query
     if meta.query_index is None:
         queries = q.view(b, 1, num_heads, head_dim)
     else:
@@ -104,10 +104,10 @@ def paged_attention(
     compute = torch.float64 if batch_invariant else q.dtype
     out = F.scaled_dot_product_attention(
         queries.transpose(1, 2).to(compute),
-        keys.to(compute),
-        values.to(compute),
+        context[:, :num_kv].to(compute),
+        context[:, num_kv:].to(compute),
         attn_mask=meta.mask,
-        enable_gqa=num_heads != keys.shape[1],
+        enable_gqa=num_heads != num_kv,
     ).to(q.dtype)  # [B, Hq, Q, D]
     out = out.transpose(1, 2).reshape(b * qmax, num_heads * head_dim)
     if meta.query_index is not None:

@@ -42,14 +42,10 @@ class LLMEngine:
         self.allocator = BlockAllocator(cache.num_blocks, cache.block_size)
         self.scheduler = Scheduler(scheduler, self.allocator)
         kv_heads = model.layers[0].attn.num_kv_heads if len(model.layers) else 0
-        shape = (cache.num_slots, kv_heads, model.config.head_dim)
-        # One (K, V) pair per layer of this stage: [S, Hkv_l, D].
+        # One cache per layer of this stage, K heads then V heads: [S, 2 * Hkv_l, D].
+        shape = (cache.num_slots, 2 * kv_heads, model.config.head_dim)
         self.kv_caches = [
-            (
-                torch.zeros(shape, dtype=model.dtype, device=self.device),
-                torch.zeros(shape, dtype=model.dtype, device=self.device),
-            )
-            for _ in model.layers
+            torch.zeros(shape, dtype=model.dtype, device=self.device) for _ in model.layers
         ]
         self._requests: dict[str, Request] = {}
         self._generators: dict[str, torch.Generator] = {}

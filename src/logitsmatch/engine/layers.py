@@ -17,9 +17,17 @@ from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
-    """x: [T, K] @ weight[N, K].T -> [T, N] in x's dtype.
+def frozen_weight(weight: torch.Tensor, dtype: torch.dtype) -> nn.Parameter:
+    """A checkpoint weight [N, K] (out, in) stored transposed, [K, N], as ``linear`` wants it."""
+    return nn.Parameter(weight.t().contiguous().to(dtype), requires_grad=False)
 
+
+def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
+    """x: [T, K] @ weight [K, N] -> [T, N] in x's dtype.
+
+    Why [K, N] and torch.mm rather than F.linear on [N, K]: MKL's kernel for a row-major B runs
+    1.1-1.7x faster here at T=1 and T=32 (SmolLM2's shapes, 2 threads, see
+    benchmarks/bench_engine.py); the sum over K is the same dot product either way.
     Why two paths: BLAS picks its GEMM kernel by the row count T (gemv for 1 row, small-M and
     blocked kernels above) and each kernel sums over K in its own order, so a request's
     numbers shift by a few ulps with the batch around it (up to 1.5e-5 in SmolLM2's logprobs).
@@ -28,8 +36,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torc
     ~1e-16 of a float32 rounding boundary). Costs ~2x the matmul time and weight memory.
     """
     if not batch_invariant:
-        return F.linear(x, weight)
-    return F.linear(x.to(weight.dtype), weight).to(x.dtype)
+        return torch.mm(x, weight)
+    return torch.mm(x.to(weight.dtype), weight).to(x.dtype)
 
 
 def row_parallel(
@@ -38,8 +46,8 @@ def row_parallel(
     """Row-parallel linear + all-reduce; in batch-invariant mode the partial sums cross ranks in
     float64 and are rounded once, so tp=N matches tp=1 as closely as batch sizes do."""
     if not batch_invariant:
-        return ctx.all_reduce(F.linear(x, weight))
-    return ctx.all_reduce(F.linear(x.to(weight.dtype), weight)).to(x.dtype)
+        return ctx.all_reduce(torch.mm(x, weight))
+    return ctx.all_reduce(torch.mm(x.to(weight.dtype), weight)).to(x.dtype)
 
 
 class Norm(nn.Module):
@@ -53,7 +61,10 @@ class Norm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "rmsnorm" and x.dtype == torch.float32:
-            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # one fused op
+            # HF's formula in as few ops as it takes; bit-identical to F.rms_norm, which on CPU
+            # runs the same steps plus dtype round trips (~30% slower at T=1).
+            rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(self.eps))
+            return (x * rms).mul_(self.weight)
         dtype = x.dtype
         h = x.float()
         if self.kind == "layernorm":
@@ -64,35 +75,49 @@ class Norm(nn.Module):
 
 
 class Rotary(nn.Module):
-    """Rotary position embedding, HF's rotate_half convention; cos/sin tables in fp32."""
+    """Rotary position embedding as complex rotations, on Q/K heads stored interleaved.
+
+    HF's rotate_half convention pairs dim j with dim j + D/2 of each head. ``interleave_heads``
+    reorders the Q/K weight rows so that those pairs sit side by side, (j, j + D/2) -> (2j, 2j+1);
+    a head is then D/2 complex numbers and rotary is one complex multiply, in place. Q and K get
+    the same reordering, so their dot products (attention scores) are unchanged, and
+    (a + ib)(cos + i sin) rounds exactly like HF's a*cos - b*sin, b*cos + a*sin (no FMA in
+    either; checked bit for bit in tests/integration/engine/test_hf_parity.py's tolerance and by
+    the goldens, which this change left identical).
+    """
 
     def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / (
             theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
         )
-        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [P, D/2]
-        emb = torch.cat((freqs, freqs), dim=-1)  # [P, D]
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [P, D/2]
+        self.register_buffer("freqs", torch.complex(angles.cos(), angles.sin()), persistent=False)
 
-    def tables(self, positions: torch.Tensor, dtype: torch.dtype) -> RopeTables:
-        """cos/sin for a step's positions [T], shaped [T, 1, D]: looked up once per step."""
-        return (
-            self.cos[positions].unsqueeze(1).to(dtype),
-            self.sin[positions].unsqueeze(1).to(dtype),
-        )
+    def tables(self, positions: torch.Tensor) -> torch.Tensor:
+        """cos + i sin for a step's positions [T], shaped [T, 1, D/2]: looked up once per step."""
+        return self.freqs[positions].unsqueeze(1)
 
 
-RopeTables = tuple[torch.Tensor, torch.Tensor]
+def interleave_heads(weight: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Q or K projection rows [heads * D, H] -> the same rows, dims (j, j + D/2) made adjacent."""
+    rows, cols = weight.shape
+    halves = weight.view(rows // head_dim, 2, head_dim // 2, cols)  # [heads, 2, D/2, H]
+    return halves.transpose(1, 2).reshape(rows, cols)
 
 
-def apply_rope(x: torch.Tensor, rope: RopeTables) -> torch.Tensor:
-    """x: [T, heads, D] -> x * cos + rotate_half(x) * sin."""
-    cos, sin = rope
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+def apply_rope_(x: torch.Tensor, freqs: torch.Tensor) -> None:
+    """x: [T, heads, D] with interleaved pairs, rotated in place by freqs [T, 1, D/2]."""
+    if x.dtype in (torch.float32, torch.float64):
+        rotated = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [T, heads, D/2], a view
+        rotated.mul_(freqs.to(rotated.dtype))
+        return
+    # No complex type for bf16/fp16: the same products and sums, each rounded to x's dtype.
+    pairs = x.unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0].clone(), pairs[..., 1].clone()
+    cos, sin = freqs.real.to(x.dtype), freqs.imag.to(x.dtype)
+    pairs[..., 0] = a * cos - b * sin
+    pairs[..., 1] = b * cos + a * sin
 
 
 def kv_heads_for_rank(c: ModelConfig, ctx: ParallelContext) -> tuple[int, int]:
@@ -122,39 +147,34 @@ class Attention(nn.Module):
         q0 = ctx.tp_rank * q_per
         kv0, kv1 = kv_heads_for_rank(c, ctx)
         self.num_heads, self.num_kv_heads, self.head_dim = q_per, kv1 - kv0, d
-        # One fused [ (Hq_l + 2 Hkv_l) * D, H ] matmul instead of three.
-        qkv = torch.cat(
-            [
-                w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
-                w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
-                w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
-            ]
-        )
-        self.qkv = nn.Parameter(qkv.to(row_dtype), requires_grad=False)
-        self.o = nn.Parameter(
-            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)).to(row_dtype),
-            requires_grad=False,
-        )
+        # One fused matmul instead of three.
+        qk = [
+            w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
+            w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
+        ]
+        if c.positions == "rope":
+            qk = [interleave_heads(m, d) for m in qk]
+        qkv = torch.cat([*qk, w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d))])
+        self.qkv = frozen_weight(qkv, row_dtype)  # [H, (Hq_l + 2 Hkv_l) * D]
+        self.o = frozen_weight(
+            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)), row_dtype
+        )  # [Hq_l * D, H]
         self.ctx = ctx
 
     def forward(
         self,
         x: torch.Tensor,
-        rope: RopeTables | None,
+        rope: torch.Tensor | None,
         meta: AttentionMetadata,
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
+        kv_cache: torch.Tensor,
     ) -> torch.Tensor:
         t = x.shape[0]
         qkv = linear(x, self.qkv, self.batch_invariant)
-        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        # Q and K heads are adjacent in the fused output: rotate them in one go.
-        qk = qkv[:, : q_size + kv_size].view(t, self.num_heads + self.num_kv_heads, self.head_dim)
-        if rope is not None:
-            qk = apply_rope(qk, rope)
-        q, k = qk[:, : self.num_heads], qk[:, self.num_heads :]
-        v = qkv[:, q_size + kv_size :].reshape(t, self.num_kv_heads, self.head_dim)
-        out = paged_attention(q, k, v, k_cache, v_cache, meta, self.batch_invariant)
+        heads = qkv.view(t, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
+        if rope is not None:  # Q and K heads are adjacent: rotate them in one go.
+            apply_rope_(heads[:, : self.num_heads + self.num_kv_heads], rope)
+        q, kv = heads[:, : self.num_heads], heads[:, self.num_heads :]
+        out = paged_attention(q, kv, kv_cache, meta, self.batch_invariant)
         return row_parallel(out, self.o, self.ctx, self.batch_invariant)
 
 
@@ -177,17 +197,16 @@ class MLP(nn.Module):
         self.swiglu = c.activation == "swiglu"
         names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
         up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
-        self.up = nn.Parameter(up.to(row_dtype), requires_grad=False)  # [(2)F_l, H]
-        self.down = nn.Parameter(
-            w.get(prefix + "down_proj.weight", cols=(f0, f1)).to(row_dtype), requires_grad=False
-        )  # [H, F_l]
+        self.up = frozen_weight(up, row_dtype)  # [H, (2)F_l]
+        self.down = frozen_weight(w.get(prefix + "down_proj.weight", cols=(f0, f1)), row_dtype)
+        # [F_l, H]
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = linear(x, self.up, self.batch_invariant)
         if self.swiglu:
             gate, up = h.chunk(2, dim=-1)
-            h = F.silu(gate) * up
+            h = F.silu(gate, inplace=True).mul_(up)
         else:
             h = F.gelu(h, approximate="tanh")
         return row_parallel(h, self.down, self.ctx, self.batch_invariant)
@@ -215,10 +234,9 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rope: RopeTables | None,
+        rope: torch.Tensor | None,
         meta: AttentionMetadata,
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
+        kv_cache: torch.Tensor,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), rope, meta, k_cache, v_cache)
+        x = x + self.attn(self.attn_norm(x), rope, meta, kv_cache)
         return x + self.mlp(self.mlp_norm(x))

@@ -45,10 +45,17 @@ def top_n(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The n largest logits of each row and their global ids: ([R, n], [R, n]).
 
-    Ties go to the lowest id, like torch.argmax on the full row.
+    Ties are ordered lowest id first; for n = 1 that is torch.argmax's pick on the full row.
     """
     k = min(n, local.shape[-1])
-    values, ids = local.topk(k, dim=-1)
+    # Greedy: max keeps the first (lowest) id of a tie, as torch.argmax and HF do; topk(1) may
+    # return any of the tied ids (seen: the last), and is ~2x slower over a 49152-wide row.
+    if k == 1:
+        values, ids = local.max(dim=-1, keepdim=True)
+        if ctx.tp_size == 1:
+            return values, ids + vocab_start
+    else:
+        values, ids = local.topk(k, dim=-1)
     ids = ids + vocab_start
     if ctx.tp_size > 1:
         values = torch.cat(ctx.all_gather(values), dim=-1)

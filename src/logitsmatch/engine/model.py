@@ -11,7 +11,7 @@ from torch import nn
 
 from logitsmatch.engine.attention import AttentionMetadata
 from logitsmatch.engine.config import ModelConfig
-from logitsmatch.engine.layers import Block, Norm, Rotary, linear
+from logitsmatch.engine.layers import Block, Norm, Rotary, frozen_weight, linear
 from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
@@ -63,9 +63,7 @@ class StageModel(nn.Module):
             )
             head = "model.embed_tokens.weight" if config.tie_embeddings else "lm_head.weight"
             head_dtype = torch.float64 if batch_invariant else dtype
-            self.lm_head = nn.Parameter(
-                weights.get(head, rows=vocab_rows).to(head_dtype), requires_grad=False
-            )  # [V_l, H]
+            self.lm_head = frozen_weight(weights.get(head, rows=vocab_rows), head_dtype)  # [H, V_l]
         self.to(device)
 
     def kv_bytes_per_token(self) -> int:
@@ -94,12 +92,12 @@ class StageModel(nn.Module):
         self,
         hidden: torch.Tensor,
         meta: AttentionMetadata,
-        kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
+        kv_caches: list[torch.Tensor],
     ) -> torch.Tensor:
         """hidden: [T, H] (already embedded on the first stage) -> [T, H] after this stage."""
-        rope = self.rotary.tables(meta.positions, hidden.dtype) if self.rotary else None
-        for layer, (k_cache, v_cache) in zip(self.layers, kv_caches, strict=True):
-            hidden = layer(hidden, rope, meta, k_cache, v_cache)
+        rope = self.rotary.tables(meta.positions) if self.rotary else None
+        for layer, kv_cache in zip(self.layers, kv_caches, strict=True):
+            hidden = layer(hidden, rope, meta, kv_cache)
         if self.final_norm is not None:
             hidden = self.final_norm(hidden)
         return hidden

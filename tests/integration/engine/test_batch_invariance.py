@@ -111,10 +111,16 @@ def test_batch_invariant_mode_is_bit_identical(
     assert engine.allocator.num_free == engine.allocator.num_blocks
 
 
-def test_fast_mode_moves_logprobs_only_by_kernel_rounding(prompts, fast_model, make_engine):
-    """Default (fast) mode: BLAS picks kernels by batch size, so logprobs move by a few fp32
-    ulps of the ~25-magnitude logits (measured max 1.5e-5); tokens stay identical. A real
-    bug (wrong cache slot, stale block, wrong position) moves them by far more than 1e-4."""
+def test_fast_mode_moves_logprobs_only_by_kernel_rounding(prompts, alone, fast_model, make_engine):
+    """Default (fast) mode: BLAS picks kernels by batch size, so a request's fp32 rounding
+    changes with its batch; tokens must stay identical, and batching must not take a request
+    further from the accurate answer than fp32 already is. The accurate answer is the
+    batch-invariant run (float64 accumulation; within 2e-5 of a float64 forward here).
+
+    Why not a fixed bound: some positions are ill-conditioned in fp32. Prompt 10's logprob[1]
+    is 3.8e-4 off a float64 forward in HF fp32 and 3-4e-4 off in ours, so two fp32 runs of it
+    can differ by ~1e-4. A real bug (wrong cache slot, stale block, wrong position) moves
+    logprobs by far more than fp32 rounding does."""
     alone_fast = [make_engine(fast_model).generate([p], PARAMS)[0] for p in prompts[:12]]
     engine = make_engine(
         fast_model,
@@ -122,6 +128,15 @@ def test_fast_mode_moves_logprobs_only_by_kernel_rounding(prompts, fast_model, m
         scheduler=SchedulerConfig(max_num_seqs=32, max_num_batched_tokens=64),
     )
     batched = run_batched(engine, prompts[:12], PARAMS)
+
+    def error(runs):
+        return max(
+            abs(x - y)
+            for run, ref in zip(runs, alone, strict=False)
+            for x, y in zip(run.logprobs, ref.logprobs, strict=True)
+        )
+
     for a, b in zip(alone_fast, batched, strict=True):
         assert b.generated_tokens == a.generated_tokens
-        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) <= 1e-4
+    assert error(alone_fast) <= 1e-3
+    assert error(batched) <= 2 * error(alone_fast)
