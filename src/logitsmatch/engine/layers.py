@@ -25,9 +25,9 @@ def frozen_weight(weight: torch.Tensor, dtype: torch.dtype) -> nn.Parameter:
 def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
     """x: [T, K] @ weight [K, N] -> [T, N] in x's dtype.
 
-    Why [K, N] and torch.mm rather than F.linear on [N, K]: MKL's kernel for a row-major B runs
-    1.1-1.7x faster here at T=1 and T=32 (SmolLM2's shapes, 2 threads, see
-    benchmarks/bench_engine.py); the sum over K is the same dot product either way.
+    Why [K, N] and torch.mm rather than F.linear on [N, K]: MKL's kernel for a row-major B ran
+    1.0-1.7x as fast per matrix here at T=1 and T=32 (SmolLM2's five shapes, 2 threads), never
+    slower; the sum over K is the same dot product either way.
     Why two paths: BLAS picks its GEMM kernel by the row count T (gemv for 1 row, small-M and
     blocked kernels above) and each kernel sums over K in its own order, so a request's
     numbers shift by a few ulps with the batch around it (up to 1.4e-4 in SmolLM2's logprobs,
@@ -62,10 +62,7 @@ class Norm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "rmsnorm" and x.dtype == torch.float32:
-            # HF's formula in as few ops as it takes; bit-identical to F.rms_norm, which on CPU
-            # runs the same steps plus dtype round trips (~30% slower at T=1).
-            rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(self.eps))
-            return (x * rms).mul_(self.weight)
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)  # = HF's, bit for bit
         dtype = x.dtype
         h = x.float()
         if self.kind == "layernorm":
@@ -81,10 +78,9 @@ class Rotary(nn.Module):
     HF's rotate_half convention pairs dim j with dim j + D/2 of each head. ``interleave_heads``
     reorders the Q/K weight rows so that those pairs sit side by side, (j, j + D/2) -> (2j, 2j+1);
     a head is then D/2 complex numbers and rotary is one complex multiply, in place. Q and K get
-    the same reordering, so their dot products (attention scores) are unchanged, and
-    (a + ib)(cos + i sin) rounds exactly like HF's a*cos - b*sin, b*cos + a*sin (no FMA in
-    either; checked bit for bit in tests/integration/engine/test_hf_parity.py's tolerance and by
-    the goldens, which this change left identical).
+    the same reordering, so their dot products (attention scores) are the same sums in another
+    order, and (a + ib)(cos + i sin) rounds exactly like HF's a*cos - b*sin, b*cos + a*sin
+    (tests/integration/engine/test_kernels.py checks both bit for bit; the goldens did not move).
     """
 
     def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
