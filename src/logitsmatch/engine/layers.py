@@ -73,48 +73,35 @@ class Norm(nn.Module):
 
 
 class Rotary(nn.Module):
-    """Rotary position embedding as complex rotations, on Q/K heads stored interleaved.
-
-    HF's rotate_half convention pairs dim j with dim j + D/2 of each head. ``interleave_heads``
-    reorders the Q/K weight rows so that those pairs sit side by side, (j, j + D/2) -> (2j, 2j+1);
-    a head is then D/2 complex numbers and rotary is one complex multiply, in place. Q and K get
-    the same reordering, so their dot products (attention scores) are the same sums in another
-    order, and (a + ib)(cos + i sin) rounds exactly like HF's a*cos - b*sin, b*cos + a*sin
-    (tests/integration/engine/test_kernels.py checks both bit for bit; the goldens did not move).
-    """
+    """Rotary position embedding, HF's rotate_half convention; cos/sin tables in fp32."""
 
     def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / (
             theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
         )
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [P, D/2]
-        self.register_buffer("freqs", torch.complex(angles.cos(), angles.sin()), persistent=False)
+        freqs = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # [P, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)  # [P, D]
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def tables(self, positions: torch.Tensor) -> torch.Tensor:
-        """cos + i sin for a step's positions [T], shaped [T, 1, D/2]: looked up once per step."""
-        return self.freqs[positions].unsqueeze(1)
-
-
-def interleave_heads(weight: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Q or K projection rows [heads * D, H] -> the same rows, dims (j, j + D/2) made adjacent."""
-    rows, cols = weight.shape
-    halves = weight.view(rows // head_dim, 2, head_dim // 2, cols)  # [heads, 2, D/2, H]
-    return halves.transpose(1, 2).reshape(rows, cols)
+    def tables(self, positions: torch.Tensor, dtype: torch.dtype) -> RopeTables:
+        """cos/sin for a step's positions [T], shaped [T, 1, D]: looked up once per step."""
+        return (
+            self.cos[positions].unsqueeze(1).to(dtype),
+            self.sin[positions].unsqueeze(1).to(dtype),
+        )
 
 
-def apply_rope_(x: torch.Tensor, freqs: torch.Tensor) -> None:
-    """x: [T, heads, D] with interleaved pairs, rotated in place by freqs [T, 1, D/2]."""
-    if x.dtype in (torch.float32, torch.float64):
-        rotated = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [T, heads, D/2], a view
-        rotated.mul_(freqs.to(rotated.dtype))
-        return
-    # No complex type for bf16/fp16: the same products and sums, each rounded to x's dtype.
-    pairs = x.unflatten(-1, (-1, 2))
-    a, b = pairs[..., 0].clone(), pairs[..., 1].clone()
-    cos, sin = freqs.real.to(x.dtype), freqs.imag.to(x.dtype)
-    pairs[..., 0] = a * cos - b * sin
-    pairs[..., 1] = b * cos + a * sin
+RopeTables = tuple[torch.Tensor, torch.Tensor]
+
+
+def apply_rope(x: torch.Tensor, rope: RopeTables) -> torch.Tensor:
+    """x: [T, heads, D] -> x * cos + rotate_half(x) * sin."""
+    cos, sin = rope
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
 
 
 def kv_heads_for_rank(c: ModelConfig, ctx: ParallelContext) -> tuple[int, int]:
@@ -145,13 +132,13 @@ class Attention(nn.Module):
         kv0, kv1 = kv_heads_for_rank(c, ctx)
         self.num_heads, self.num_kv_heads, self.head_dim = q_per, kv1 - kv0, d
         # One fused matmul instead of three.
-        qk = [
-            w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
-            w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
-        ]
-        if c.positions == "rope":
-            qk = [interleave_heads(m, d) for m in qk]
-        qkv = torch.cat([*qk, w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d))])
+        qkv = torch.cat(
+            [
+                w.get(prefix + "q_proj.weight", rows=(q0 * d, (q0 + q_per) * d)),
+                w.get(prefix + "k_proj.weight", rows=(kv0 * d, kv1 * d)),
+                w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
+            ]
+        )
         self.qkv = frozen_weight(qkv, row_dtype)  # [H, (Hq_l + 2 Hkv_l) * D]
         self.o = frozen_weight(
             w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)), row_dtype
@@ -161,15 +148,16 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rope: torch.Tensor | None,
+        rope: RopeTables | None,
         meta: AttentionMetadata,
         kv_cache: torch.Tensor,
     ) -> torch.Tensor:
         t = x.shape[0]
         qkv = linear(x, self.qkv, self.batch_invariant)
         heads = qkv.view(t, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
-        if rope is not None:  # Q and K heads are adjacent: rotate them in one go.
-            apply_rope_(heads[:, : self.num_heads + self.num_kv_heads], rope)
+        if rope is not None:  # Q and K heads are adjacent: rotate them in one go, in place.
+            qk = heads[:, : self.num_heads + self.num_kv_heads]
+            qk.copy_(apply_rope(qk, rope))
         q, kv = heads[:, : self.num_heads], heads[:, self.num_heads :]
         out = paged_attention(q, kv, kv_cache, meta, self.batch_invariant)
         return row_parallel(out, self.o, self.ctx, self.batch_invariant)
@@ -231,7 +219,7 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        rope: torch.Tensor | None,
+        rope: RopeTables | None,
         meta: AttentionMetadata,
         kv_cache: torch.Tensor,
     ) -> torch.Tensor:

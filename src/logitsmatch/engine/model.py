@@ -95,7 +95,7 @@ class StageModel(nn.Module):
         kv_caches: list[torch.Tensor],
     ) -> torch.Tensor:
         """hidden: [T, H] (already embedded on the first stage) -> [T, H] after this stage."""
-        rope = self.rotary.tables(meta.positions) if self.rotary else None
+        rope = self.rotary.tables(meta.positions, hidden.dtype) if self.rotary else None
         for layer, kv_cache in zip(self.layers, kv_caches, strict=True):
             hidden = layer(hidden, rope, meta, kv_cache)
         if self.final_norm is not None:
