@@ -25,9 +25,9 @@ def frozen_weight(weight: torch.Tensor, dtype: torch.dtype) -> nn.Parameter:
 def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
     """x: [T, K] @ weight [K, N] -> [T, N] in x's dtype.
 
-    Why [K, N] and torch.mm rather than F.linear on [N, K]: MKL's kernel for a row-major B ran
-    1.0-1.7x as fast per matrix here at T=1 and T=32 (SmolLM2's five shapes, 2 threads), never
-    slower; the sum over K is the same dot product either way.
+    Why [K, N] and torch.mm rather than F.linear on [N, K]: over SmolLM2's matrices MKL ran it
+    11-30% faster at T=1 and T=32 (benchmarks/bench_matmul.py: qkv, o and down 1.2-1.8x;
+    gate+up and the output layer at T=32 0.8-0.95x); the sum over K is the same dot product.
     Why two paths: BLAS picks its GEMM kernel by the row count T (gemv for 1 row, small-M and
     blocked kernels above) and each kernel sums over K in its own order, so a request's
     numbers shift by a few ulps with the batch around it (up to 1.4e-4 in SmolLM2's logprobs,
