@@ -182,9 +182,9 @@ class MLP(nn.Module):
         self.swiglu = c.activation == "swiglu"
         names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
         up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
-        self.up = frozen_weight(up, row_dtype)  # [H, (2)F_l]
+        # up: [H, (2)F_l], down: [F_l, H]
+        self.up = frozen_weight(up, row_dtype)
         self.down = frozen_weight(w.get(prefix + "down_proj.weight", cols=(f0, f1)), row_dtype)
-        # [F_l, H]
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
