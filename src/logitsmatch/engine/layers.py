@@ -30,8 +30,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torc
     gate+up and the output layer at T=32 0.8-0.95x); the sum over K is the same dot product.
     Why two paths: BLAS picks its GEMM kernel by the row count T (gemv for 1 row, small-M and
     blocked kernels above) and each kernel sums over K in its own order, so a request's
-    numbers shift by a few ulps with the batch around it (up to 1.4e-4 in SmolLM2's logprobs,
-    at a position where fp32 itself is 4e-4 off a float64 forward, in HF as in this engine).
+    numbers shift by a few ulps with the batch around it (up to 1.9e-4 in SmolLM2's logprobs,
+    at a position where fp32 itself is 4-6e-4 off a float64 forward, in HF as in this engine).
     ``batch_invariant``: ``weight`` is float64, the product is accumulated in float64 and
     rounded once to x's dtype, so the order no longer shows (a flip needs a float64 sum within
     ~1e-16 of a float32 rounding boundary). Costs ~2x the matmul time and weight memory.

@@ -118,8 +118,8 @@ def test_fast_mode_moves_logprobs_only_by_kernel_rounding(prompts, alone, fast_m
     batch-invariant run (float64 accumulation; within 2e-5 of a float64 forward here).
 
     Why not a fixed bound: some positions are ill-conditioned in fp32. Prompt 10's logprob[1]
-    is 3.8e-4 off a float64 forward in HF fp32 and 3-4e-4 off in ours, so two fp32 runs of it
-    can differ by ~1e-4. A real bug (wrong cache slot, stale block, wrong position) moves
+    is 3.8e-4 off a float64 forward in HF fp32 and 6.2e-4 off in ours, so two fp32 runs of it
+    can differ by ~2e-4. A real bug (wrong cache slot, stale block, wrong position) moves
     logprobs by far more than fp32 rounding does."""
     alone_fast = [make_engine(fast_model).generate([p], PARAMS)[0] for p in prompts[:12]]
     engine = make_engine(
