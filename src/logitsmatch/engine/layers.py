@@ -17,9 +17,11 @@ from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
 
-def frozen_weight(weight: torch.Tensor, dtype: torch.dtype) -> nn.Parameter:
-    """A checkpoint weight [N, K] (out, in) stored transposed, [K, N], as ``linear`` wants it."""
-    return nn.Parameter(weight.t().contiguous().to(dtype), requires_grad=False)
+def frozen_weight(weight: torch.Tensor, dtype: torch.dtype, batch_invariant: bool) -> nn.Parameter:
+    """A checkpoint weight [N, K] (out, in) stored as ``linear`` wants it: transposed, [K, N],
+    and in float64 when ``batch_invariant`` (see ``linear``), else in ``dtype``."""
+    stored = torch.float64 if batch_invariant else dtype
+    return nn.Parameter(weight.t().contiguous().to(stored), requires_grad=False)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
@@ -125,7 +127,6 @@ class Attention(nn.Module):
     ) -> None:
         super().__init__()
         self.batch_invariant = batch_invariant
-        row_dtype = torch.float64 if batch_invariant else dtype
         d = c.head_dim
         q_per = c.num_heads // ctx.tp_size
         q0 = ctx.tp_rank * q_per
@@ -139,9 +140,9 @@ class Attention(nn.Module):
                 w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
             ]
         )
-        self.qkv = frozen_weight(qkv, row_dtype)  # [H, (Hq_l + 2 Hkv_l) * D]
+        self.qkv = frozen_weight(qkv, dtype, batch_invariant)  # [H, (Hq_l + 2 Hkv_l) * D]
         self.o = frozen_weight(
-            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)), row_dtype
+            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)), dtype, batch_invariant
         )  # [Hq_l * D, H]
         self.ctx = ctx
 
@@ -177,14 +178,15 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         self.batch_invariant = batch_invariant
-        row_dtype = torch.float64 if batch_invariant else dtype
         f0, f1 = ctx.shard(c.ffn_hidden_size)
         self.swiglu = c.activation == "swiglu"
         names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
         up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
         # up: [H, (2)F_l], down: [F_l, H]
-        self.up = frozen_weight(up, row_dtype)
-        self.down = frozen_weight(w.get(prefix + "down_proj.weight", cols=(f0, f1)), row_dtype)
+        self.up = frozen_weight(up, dtype, batch_invariant)
+        self.down = frozen_weight(
+            w.get(prefix + "down_proj.weight", cols=(f0, f1)), dtype, batch_invariant
+        )
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -62,8 +62,9 @@ class StageModel(nn.Module):
                 weights.get("model.norm.weight").to(dtype), config.norm_eps, config.norm
             )
             head = "model.embed_tokens.weight" if config.tie_embeddings else "lm_head.weight"
-            head_dtype = torch.float64 if batch_invariant else dtype
-            self.lm_head = frozen_weight(weights.get(head, rows=vocab_rows), head_dtype)  # [H, V_l]
+            self.lm_head = frozen_weight(
+                weights.get(head, rows=vocab_rows), dtype, batch_invariant
+            )  # [H, V_l]
         self.to(device)
 
     def kv_bytes_per_token(self) -> int:
