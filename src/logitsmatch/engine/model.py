@@ -106,4 +106,4 @@ class StageModel(nn.Module):
     def local_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [R, H] (final-normed) -> fp32 logits of this rank's vocab shard [R, V_l]."""
         assert self.lm_head is not None
-        return linear(hidden.float(), self.lm_head, self.batch_invariant).float()
+        return linear(hidden, self.lm_head, self.batch_invariant).float()

@@ -1,13 +1,13 @@
-"""CUDA path vs the CPU run (needs a GPU; skipped with the reason elsewhere).
+"""fp32 on CUDA vs fp32 on the CPU (needs a GPU; skipped with the reason elsewhere).
 
-Also the one prepared device check: ``python -m pytest tests/integration/engine/test_cuda.py -s``
-prints the bf16 logprob differences.
+With ``test_bf16.py`` (whose cuda case also needs a GPU) this is the prepared device check:
+``python -m pytest tests/integration/engine/test_cuda.py tests/integration/engine/test_bf16.py -s``
+prints the measured differences.
 """
 
 import pytest
 import torch
 
-from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.loader import build_stage
 from logitsmatch.engine.request import SamplingParams
 
@@ -18,28 +18,11 @@ PROMPTS = ["Time travel to 2008, and go to a bar or a club", "def fib(n):", "The
 PARAMS = SamplingParams(num_tokens_to_generate=30, return_log_probs=True, termination_id=-1)
 
 
-def run(spec, device: str, dtype: torch.dtype):
-    engine = LLMEngine(build_stage(spec, dtype=dtype, device=device), spec.tokenizer())
-    return engine.generate(PROMPTS, PARAMS)
-
-
-def test_cuda_fp32_matches_cpu_within_1e_3(smollm2):
-    cpu = run(smollm2, "cpu", torch.float32)
-    gpu = run(smollm2, "cuda", torch.float32)
+def test_cuda_fp32_matches_cpu_within_1e_3(smollm2, fast_model, make_engine):
+    cpu = make_engine(fast_model).generate(PROMPTS, PARAMS)
+    gpu = make_engine(build_stage(smollm2, device="cuda")).generate(PROMPTS, PARAMS)
     for a, b in zip(cpu, gpu, strict=True):
         assert a.generated_tokens == b.generated_tokens
-        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) <= 1e-3
-
-
-def test_cuda_bf16_reports_its_distance_from_cpu(smollm2):
-    cpu = run(smollm2, "cpu", torch.float32)
-    bf16 = run(smollm2, "cuda", torch.bfloat16)
-    for a, b in zip(cpu, bf16, strict=True):
-        same = sum(x == y for x, y in zip(a.generated_tokens, b.generated_tokens, strict=True))
-        n = min(len(a.logprobs), len(b.logprobs))
-        worst = max(abs(x - y) for x, y in zip(a.logprobs[:n], b.logprobs[:n], strict=True))
-        print(
-            f"bf16 vs cpu fp32: {same}/{len(a.generated_tokens)} tokens equal, "
-            f"max |dlogprob| {worst:.3e}"
-        )
-        assert not any(v != v for v in b.logprobs)  # no NaN
+        worst = max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True))
+        print(f"cuda fp32 vs cpu fp32, {a.prompt!r}: tokens equal, max |dlogprob| {worst:.3e}")
+        assert worst <= 1e-3

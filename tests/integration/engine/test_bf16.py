@@ -1,0 +1,45 @@
+"""bfloat16, the GPU platforms' dtype, against the fp32 CPU run: on the CPU and on CUDA.
+
+Why on the CPU too: the GPU check runs only where a GPU is lent, and a dtype mismatch in any
+layer (an fp32 activation meeting a bf16 weight) fails the same way on either device.
+"""
+
+import math
+
+import pytest
+import torch
+
+from logitsmatch.engine.loader import build_stage
+from logitsmatch.engine.request import SamplingParams
+
+PROMPTS = ["Time travel to 2008, and go to a bar or a club", "def fib(n):", "The capital of"]
+PARAMS = SamplingParams(num_tokens_to_generate=30, return_log_probs=True, termination_id=-1)
+# bf16 keeps 8 significant bits: logits of magnitude 16-32 are rounded to steps of 0.125, so
+# rounding the two logits a logprob depends on most can move it by up to ~0.125 on its own.
+# Measured against fp32 before the first differing token: 0.057-0.147 on the CPU.
+BF16_LOGPROB_BOUND = 0.25
+NO_CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine (CPU-only run)"
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NO_CUDA)])
+def test_bf16_follows_fp32_until_tokens_part(device, smollm2, fast_model, make_engine):
+    fp32 = make_engine(fast_model).generate(PROMPTS, PARAMS)
+    bf16_model = build_stage(smollm2, dtype=torch.bfloat16, device=device)
+    bf16 = make_engine(bf16_model).generate(PROMPTS, PARAMS)
+    for a, b in zip(fp32, bf16, strict=True):
+        pairs = list(zip(a.generated_tokens, b.generated_tokens, strict=True))
+        agree = next((i for i, (x, y) in enumerate(pairs) if x != y), len(pairs))
+        # prompt logprobs (positions 1..n-1) and the generated ones up to the first difference
+        compared = len(a.prompt_tokens) - 1 + agree
+        worst = max(
+            abs(x - y) for x, y in zip(a.logprobs[:compared], b.logprobs[:compared], strict=True)
+        )
+        print(
+            f"bf16 on {device} vs fp32 on cpu, {a.prompt!r}: {agree}/{len(pairs)} tokens agree, "
+            f"max |dlogprob| before the first difference {worst:.3e}"
+        )
+        assert agree >= 1, f"{a.prompt!r}: bf16's first token differs from fp32's"
+        assert all(math.isfinite(v) for v in b.logprobs)
+        assert worst <= BF16_LOGPROB_BOUND, f"{a.prompt!r}: max |dlogprob| {worst:.3f}"
