@@ -113,7 +113,12 @@ def resolve(model: str, max_seq_len: int | None = None, seed: int = 1234) -> Mod
         config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))
         spec = ModelSpec(model, config, folder, folder / "tokenizer.json")
     elif model in SYNTHETIC:
-        smol = resolve("smollm2-135m")
+        try:
+            smol = resolve("smollm2-135m")
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(
+                f"model {model!r} borrows smollm2-135m's tokenizer: {exc}"
+            ) from exc
         config = ModelConfig(
             vocab_size=smol.config.vocab_size,
             rope_theta=10000.0,

