@@ -49,9 +49,22 @@ def test_case_is_batch_invariant_and_recorded_on_cpu(name):
     case = CASES[name]
     assert case.model_args.get("--batch-invariant") is True
     assert case.platforms["cpu"] == ("pass", "")
-    assert case.platforms["dgx_h100"][0] == "not_recorded"
     golden = load_output(ROOT / "golden" / "cpu" / f"{name}.json", golden=True)
     assert golden["_provenance"]["platform"] == "cpu"
+    assert [g["input_prompt"] for g in (golden[r] for r in case.request_ids)] == list(case.prompts)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_dgx_h100_expects_pass_exactly_where_an_h100_golden_is_shipped(name):
+    case = CASES[name]
+    path = ROOT / "golden" / "dgx_h100" / f"{name}.json"
+    if not path.exists():
+        assert case.platforms["dgx_h100"][0] == "not_recorded"
+        return
+    assert case.platforms["dgx_h100"] == ("pass", "")
+    golden = load_output(path, golden=True)
+    provenance = golden["_provenance"]
+    assert provenance["platform"] == "dgx_h100" and "H100" in provenance["device_name"]
     assert [g["input_prompt"] for g in (golden[r] for r in case.request_ids)] == list(case.prompts)
 
 
