@@ -13,7 +13,8 @@ between two runs here).
 
 Also two ceilings measured in the same run, which bound any fp32 engine on this machine:
 batch-1 decode cannot beat streaming the weights once from memory per token, and batch-32
-decode cannot beat its matmuls alone.
+decode cannot beat its matmuls alone. And the split of our decode step: the time in torch.mm
+(torch.profiler) against the step that each speed target asks for.
 Usage: ``python benchmarks/bench_engine.py [--threads 2] [--rounds 3]``.
 """
 
@@ -30,29 +31,34 @@ from collections.abc import Callable
 
 import torch
 
+from logitsmatch.engine.engine import LLMEngine
+
 PROMPT = (
     "Time travel to 2008, and go to a bar or a club or one of the myriad disco-basements on the "
     "Lower East Side that does not quite know which of those it is."
 )
 BATCHES = (1, 32)
+TARGETS = (1.5, 2.0)  # issue 2's speed targets, decode at batch 1 and at 32 requests
 # One run: (seconds of the prefill step, seconds of each decode step).
 Timed = tuple[float, list[float]]
 
 
-def ours(batch_invariant: bool) -> Callable[[int, int], Timed]:
+def make_engine(batch_invariant: bool) -> LLMEngine:
+    """One engine for all runs: its KV cache is allocated (and zeroed) once, as in a server."""
     from logitsmatch.engine.config import CacheConfig, SchedulerConfig
-    from logitsmatch.engine.engine import LLMEngine
     from logitsmatch.engine.loader import build_stage, resolve
-    from logitsmatch.engine.request import SamplingParams
 
     spec = resolve("smollm2-135m")
-    # One engine for all runs: its KV cache is allocated (and zeroed) once, as in a server.
-    engine = LLMEngine(
+    return LLMEngine(
         build_stage(spec, batch_invariant=batch_invariant),
         spec.tokenizer(),
         cache=CacheConfig(block_size=16, num_blocks=256),
         scheduler=SchedulerConfig(max_num_batched_tokens=4096),
     )
+
+
+def ours(engine: LLMEngine) -> Callable[[int, int], Timed]:
+    from logitsmatch.engine.request import SamplingParams
 
     def run(batch: int, new_tokens: int) -> Timed:
         params = SamplingParams(num_tokens_to_generate=new_tokens, termination_id=-1)
@@ -132,16 +138,34 @@ def measure(
     return medians
 
 
-def ceilings(batch: int = 32) -> dict[str, float]:
+def matmul_ms_per_step(engine: LLMEngine, batch: int, steps: int = 8) -> float:
+    """Milliseconds of torch.mm (self time, torch.profiler) in one decode step of ``engine``
+    at ``batch`` requests: the part of the step that no reordering of the other ops removes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from logitsmatch.engine.request import SamplingParams
+
+    params = SamplingParams(num_tokens_to_generate=steps + 2, termination_id=-1)
+    for _ in range(batch):
+        engine.add_request(PROMPT, params)
+    engine.step()  # prefill
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            engine.step()
+    while engine.has_unfinished():
+        engine.step()
+    mm_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "aten::mm")
+    return mm_us / 1e3 / steps
+
+
+def ceilings(engine: LLMEngine, batch: int = 32) -> dict[str, float]:
     """Upper bounds on decode tok/s, from the model's own weight matrices.
 
     batch 1: every weight byte the step multiplies with, streamed once (a sum over a tensor of
     that size, which touches each byte as a gemv does). batch 32: torch.mm on each weight matrix
     at 32 rows, summed over the model, with nothing else in the step (weights cache-warm).
     """
-    from logitsmatch.engine.loader import build_stage, resolve
-
-    model = build_stage(resolve("smollm2-135m"))
+    model = engine.model
     weights = [w for name, w in model.named_parameters() if w.dim() == 2 and name != "embed"]
     total_bytes = sum(w.numel() * w.element_size() for w in weights)
     stream = torch.empty(total_bytes // 4, dtype=torch.float32).normal_()
@@ -204,10 +228,12 @@ def main() -> None:
     from logitsmatch.engine.loader import resolve
 
     prompt_len = len(resolve("smollm2-135m").tokenizer().encode(PROMPT))  # = HF's (test_hf_parity)
-    engines = {"hf": hf(), "ours": ours(False), "ours --batch-invariant": ours(True)}
+    fast = make_engine(batch_invariant=False)
+    engines = {"hf": hf(), "ours": ours(fast), "ours --batch-invariant": ours(make_engine(True))}
     results = measure(engines, args.rounds, args.new_tokens, prompt_len)
     ready = {"hf": time_to_ready(READY_HF), "ours": time_to_ready(READY_OURS)}
-    ceiling = ceilings()
+    ceiling = ceilings(fast)
+    matmul_ms = {batch: matmul_ms_per_step(fast, batch) for batch in BATCHES}
     base = results["hf"]
     print(
         f"SmolLM2-135M fp32, {args.threads} threads, prompt {prompt_len} tokens, "
@@ -232,6 +258,13 @@ def main() -> None:
         f"{ceiling['decode_tok_s_b32']:.1f} tok/s "
         f"({ceiling['decode_tok_s_b32'] / base['decode_tok_s_b32']:.2f}x HF; the matmuls alone)"
     )
+    for batch, target in zip(BATCHES, TARGETS, strict=True):
+        hf_step = batch / base[f"decode_tok_s_b{batch}"] * 1e3
+        our_step = batch / results["ours"][f"decode_tok_s_b{batch}"] * 1e3
+        print(
+            f"decode step at batch {batch}: HF {hf_step:.1f} ms, ours {our_step:.1f} ms, of which "
+            f"torch.mm {matmul_ms[batch]:.1f} ms; {target}x HF needs <= {hf_step / target:.1f} ms"
+        )
 
 
 if __name__ == "__main__":
