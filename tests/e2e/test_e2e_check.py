@@ -9,6 +9,7 @@ at 1e-6 by ~3e-6 (within it).
 import json
 import shlex
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,7 @@ def test_a_changed_token_is_teacher_forced_at_every_golden_position(recorded, tm
     top = request["top_n_logprobs"][2]
     alternative = int(sorted(top, key=lambda t: -top[t])[1])
     request["generated_tokens"][2] = alternative
+    golden["_provenance"]["packages"]["torch"] = "2.11.0"
     tampered = tmp_path / "golden" / "cpu" / f"{CASE}.json"
     tampered.parent.mkdir(parents=True)
     tampered.write_text(json.dumps(golden))
@@ -87,6 +89,8 @@ def test_a_changed_token_is_teacher_forced_at_every_golden_position(recorded, tm
         top[str(original)] - top[str(alternative)], abs=1e-5
     )
     assert "teacher-forced drift: max |Δ|" in result.outcome.message()
+    # The builtin engine runs in this environment: a package the golden saw otherwise is named.
+    assert f"torch 2.11.0 -> {metadata.version('torch')}" in result.outcome.environment
 
 
 @pytest.mark.parametrize("name", [CASE, f"{CASE}_zmq"])

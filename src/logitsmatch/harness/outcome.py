@@ -18,7 +18,8 @@ class TargetOutcome:
 
     ``failed`` and ``error`` (could not compare: no golden, engine crashed, deadline) fail the
     job; ``skipped`` (too few devices, not recorded yet) and ``xfailed`` do not, but are shown
-    with their reason.
+    with their reason. ``environment``: how this machine differs from the one that recorded
+    the golden (``torch 2.11.0 -> 2.13.0``), filled in for a failed target.
     """
 
     case: str
@@ -27,6 +28,7 @@ class TargetOutcome:
     reason: str = ""
     verdict: Verdict | None = None
     duration_s: float = 0.0
+    environment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -51,6 +53,8 @@ class TargetOutcome:
             lines += verdict_lines(self.verdict)
         else:
             lines = [f"{self.status.upper()} {self.id}: {self.reason}"]
+        if self.environment:
+            lines.append("recorded elsewhere than here: " + ", ".join(self.environment))
         return "\n".join(lines) + "\n" + command_footer(self.case, self.platform)
 
 

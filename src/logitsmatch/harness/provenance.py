@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform as host
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -37,19 +37,64 @@ def collect_provenance(
     ``device_name``: the accelerator's name as the runner saw it (default: the CPU model on
     ``cpu``, else asked from torch.cuda). ``repo_dir``: the engine's git checkout.
     """
-    cpu = cpu_model()
     return {
         "platform": platform,
         "engine": engine,
+        **current_environment(platform, device_name=device_name, repo_dir=repo_dir),
+        "os": host.platform(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command if isinstance(command, str) else shlex.join(command),
+    }
+
+
+def current_environment(
+    platform: str, *, device_name: str | None = None, repo_dir: Path | None = None
+) -> dict[str, Any]:
+    """This machine's engine commit, package versions, Python and devices (provenance keys)."""
+    cpu = cpu_model()
+    return {
         "engine_commit": git_commit(repo_dir or _REPO),
         "packages": {name: _version(name) for name in PACKAGES},
         "python": host.python_version(),
         "device_name": device_name or (cpu if platform == "cpu" else _cuda_name()),
         "cpu_model": cpu,
-        "os": host.platform(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command if isinstance(command, str) else shlex.join(command),
     }
+
+
+def environment_changes(
+    recorded: Mapping[str, Any], current: Mapping[str, Any], *, software: bool = True
+) -> list[str]:
+    """What differs between a golden's provenance and ``current`` (``current_environment``),
+    one ``what old -> new`` item each: the first suspects when a golden stops matching.
+
+    ``software``: also compare the engine commit, packages and Python; only meaningful when the
+    engine runs in this environment (the builtin engine), not for a case's own ENGINE command.
+    """
+    pairs: list[tuple[str, Any, Any]] = []
+    if software:
+        pairs.append(
+            (
+                "engine commit",
+                _short(recorded.get("engine_commit")),
+                _short(current["engine_commit"]),
+            )
+        )
+        old_packages = recorded.get("packages") or {}
+        pairs += [(name, old_packages.get(name), current["packages"][name]) for name in PACKAGES]
+        pairs.append(("python", recorded.get("python"), current["python"]))
+    pairs.append(("device", recorded.get("device_name"), current["device_name"]))
+    # On cpu the device is the CPU: one line for both.
+    if recorded.get("cpu_model") != recorded.get("device_name"):
+        pairs.append(("cpu", recorded.get("cpu_model"), current["cpu_model"]))
+    return [f"{what} {old} -> {new}" for what, old, new in pairs if old and old != new]
+
+
+def _short(commit: Any) -> Any:
+    """A 40-hex commit (and its +dirty) shortened to 12 hex digits for messages."""
+    if not isinstance(commit, str) or len(commit.split("+")[0]) != 40:
+        return commit
+    head, _, dirty = commit.partition("+")
+    return head[:12] + ("+" + dirty if dirty else "")
 
 
 def git_commit(repo_dir: Path) -> str:

@@ -34,6 +34,7 @@ from logitsmatch.harness.outcome import (
     outcome_without_golden,
 )
 from logitsmatch.harness.platform import Machine
+from logitsmatch.harness.provenance import current_environment, environment_changes
 from logitsmatch.harness.report import write_reports
 from logitsmatch.harness.run_folder import DEFAULT_RUNS_ROOT, target_parent
 from logitsmatch.harness.skips import skip_reason
@@ -87,6 +88,8 @@ def run_target(
         outcome = _run_and_judge(session, golden)
     except CaseError as exc:
         outcome = TargetOutcome(case.name, target.platform, ERROR, str(exc))
+    if outcome.status == FAILED:
+        outcome = replace(outcome, environment=_environment_changes(session, golden, machine))
     outcome = replace(outcome, duration_s=time.monotonic() - start)
     session.log(f"{target.id}: {outcome.status} in {outcome.duration_s:.1f} s", echo=False)
     quiet = Console(file=io.StringIO(), width=120)
@@ -175,6 +178,15 @@ def _teacher_force(
     except (GoldenError, KeyError, ValueError) as exc:
         session.log(f"{session.target.id}: no teacher forcing: {exc}")
         return {}
+
+
+def _environment_changes(
+    session: EngineSession, golden: Mapping[str, Any], machine: Machine
+) -> tuple[str, ...]:
+    # The target runs here only on this machine's own platform (skip_reason), as in record.
+    current = current_environment(session.target.platform, device_name=machine.device_name)
+    recorded = golden.get("_provenance") or {}
+    return tuple(environment_changes(recorded, current, software=session.builtin))
 
 
 def _which(index: int, n: int) -> str:

@@ -73,6 +73,24 @@ def test_a_changed_logprob_fails_naming_the_position(tmp_path):
     assert "FAILED c@cpu" in (result.run_dir / "summary.md").read_text()
 
 
+def test_a_failure_names_how_the_golden_machine_differed_from_this_one(tmp_path):
+    provenance = {"device_name": "Another CPU", "packages": {"torch": "0.1"}, "python": "2.7"}
+    golden = {"_provenance": provenance, **GOLDEN}
+    changed = json.loads(json.dumps(GOLDEN))
+    changed["0"]["logprobs"][2] = -0.3
+    failed, _ = _run(tmp_path, _setup(tmp_path, [changed], golden=golden))
+    assert failed.outcome.environment == ("device Another CPU -> Some CPU",)
+    assert "recorded elsewhere than here: device Another CPU -> Some CPU" in (
+        failed.outcome.message()
+    )
+    # The case's own ENGINE runs outside this environment: its packages are not compared.
+    assert "torch" not in failed.outcome.message()
+    other = tmp_path / "other"
+    other.mkdir()
+    passed, _ = _run(other, _setup(other, [GOLDEN], golden=golden))
+    assert passed.outcome.status == PASSED and passed.outcome.environment == ()
+
+
 def test_every_repeat_must_pass(tmp_path):
     changed = json.loads(json.dumps(GOLDEN))
     changed["0"]["generated_tokens"] = [5, 7]
