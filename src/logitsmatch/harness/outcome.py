@@ -54,7 +54,7 @@ class TargetOutcome:
         else:
             lines = [f"{self.status.upper()} {self.id}: {self.reason}"]
         if self.environment:
-            lines.append("recorded elsewhere than here: " + ", ".join(self.environment))
+            lines.append("changed since the golden was recorded: " + ", ".join(self.environment))
         return "\n".join(lines) + "\n" + command_footer(self.case, self.platform)
 
 

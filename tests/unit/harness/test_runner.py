@@ -80,7 +80,7 @@ def test_a_failure_names_how_the_golden_machine_differed_from_this_one(tmp_path)
     changed["0"]["logprobs"][2] = -0.3
     failed, _ = _run(tmp_path, _setup(tmp_path, [changed], golden=golden))
     assert failed.outcome.environment == ("device Another CPU -> Some CPU",)
-    assert "recorded elsewhere than here: device Another CPU -> Some CPU" in (
+    assert "changed since the golden was recorded: device Another CPU -> Some CPU" in (
         failed.outcome.message()
     )
     # The case's own ENGINE runs outside this environment: its packages are not compared.
