@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from logitsmatch.harness.case import Case, CaseError, load_case
 from logitsmatch.harness.compare import compare
 from logitsmatch.harness.golden import GoldenError, load_output
 from logitsmatch.harness.outcome import outcome_from_verdict
+from logitsmatch.harness.provenance import environment_changes
 from logitsmatch.harness.report import write_reports
 from logitsmatch.harness.report_terminal import print_report
 
@@ -59,6 +61,10 @@ def compare_main(argv: list[str]) -> int:
         platform=platform,
     )
     outcome = outcome_from_verdict(verdict)
+    if not verdict.passed and "_provenance" in current:
+        # Two recordings (e.g. one platform's golden against another's): name what differed.
+        changes = environment_changes(golden.get("_provenance") or {}, current["_provenance"])
+        outcome = replace(outcome, environment=tuple(changes))
     console = Console()
     if args.report_dir:
         write_reports([outcome], args.report_dir, console=console)

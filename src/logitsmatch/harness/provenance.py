@@ -64,29 +64,26 @@ def current_environment(
 def environment_changes(
     recorded: Mapping[str, Any], current: Mapping[str, Any], *, software: bool = True
 ) -> list[str]:
-    """What differs between a golden's provenance and ``current`` (``current_environment``),
-    one ``what old -> new`` item each: the first suspects when a golden stops matching.
+    """What differs between a golden's provenance and ``current`` (``current_environment``, or
+    another golden's provenance), one ``what old -> new`` item each: the first suspects when a
+    golden stops matching.
 
     ``software``: also compare the engine commit, packages and Python; only meaningful when the
     engine runs in this environment (the builtin engine), not for a case's own ENGINE command.
     """
     pairs: list[tuple[str, Any, Any]] = []
     if software:
-        pairs.append(
-            (
-                "engine commit",
-                _short(recorded.get("engine_commit")),
-                _short(current["engine_commit"]),
-            )
-        )
-        old_packages = recorded.get("packages") or {}
-        pairs += [(name, old_packages.get(name), current["packages"][name]) for name in PACKAGES]
-        pairs.append(("python", recorded.get("python"), current["python"]))
-    pairs.append(("device", recorded.get("device_name"), current["device_name"]))
+        commits = (recorded.get("engine_commit"), current.get("engine_commit"))
+        pairs.append(("engine commit", *map(_short, commits)))
+        old_packages, new_packages = recorded.get("packages") or {}, current.get("packages") or {}
+        pairs += [(name, old_packages.get(name), new_packages.get(name)) for name in PACKAGES]
+        pairs.append(("python", recorded.get("python"), current.get("python")))
+    pairs.append(("device", recorded.get("device_name"), current.get("device_name")))
     # On cpu the device is the CPU: one line for both.
     if recorded.get("cpu_model") != recorded.get("device_name"):
-        pairs.append(("cpu", recorded.get("cpu_model"), current["cpu_model"]))
-    return [f"{what} {old} -> {new}" for what, old, new in pairs if old and old != new]
+        pairs.append(("cpu", recorded.get("cpu_model"), current.get("cpu_model")))
+    # A field either side lacks (an older golden, another engine's output) says nothing.
+    return [f"{what} {old} -> {new}" for what, old, new in pairs if old and new and old != new]
 
 
 def _short(commit: Any) -> Any:

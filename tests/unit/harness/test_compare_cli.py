@@ -82,3 +82,29 @@ def test_nan_in_the_run_fails_but_is_not_an_input_error(tmp_path):
     golden.parent.mkdir(parents=True)
     golden.write_text(json.dumps(copy.deepcopy(json.loads(GOLDEN.read_text()))))
     assert compare_main([str(golden), str(run_copy(tmp_path, nan))]) == 1
+
+
+def test_two_recordings_that_differ_name_what_their_machines_differed_in(tmp_path, capsys):
+    """A golden against another recording (e.g. another platform's golden): the failure says
+    which versions and devices differed between the two."""
+    ours = tmp_path / "golden" / "dgx_h100" / "g.json"
+    ours.parent.mkdir(parents=True)
+    doc = json.loads(GOLDEN.read_text())
+    provenance = {"engine_commit": "a" * 40, "packages": {"torch": "2.11.0"}, "device_name": "H100"}
+    ours.write_text(json.dumps({"_provenance": provenance, **doc}))
+
+    def change(other):
+        other["0"]["generated_tokens"][3] = 1
+        packages = {"torch": "2.13.0+cpu"}
+        other["_provenance"] = {
+            "engine_commit": "b" * 40,
+            "packages": packages,
+            "device_name": "Xeon",
+        }
+
+    assert compare_main([str(ours), str(run_copy(tmp_path, change))]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "changed since the golden was recorded: engine commit aaaaaaaaaaaa -> bbbbbbbbbbbb, "
+        "torch 2.11.0 -> 2.13.0+cpu, device H100 -> Xeon"
+    ) in out
