@@ -8,24 +8,19 @@ import math
 
 import pytest
 import torch
+from device_runs import NEEDS_CUDA, PARAMS, PROMPTS
 
 from logitsmatch.engine.loader import build_stage
-from logitsmatch.engine.request import SamplingParams
 
-PROMPTS = ["Time travel to 2008, and go to a bar or a club", "def fib(n):", "The capital of"]
-PARAMS = SamplingParams(num_tokens_to_generate=30, return_log_probs=True, termination_id=-1)
 # bf16 keeps 8 significant bits: logits of magnitude 16-32 are rounded to steps of 0.125, so
 # rounding the two logits a logprob depends on most can move it by up to ~0.125 on its own.
 # Measured against fp32 before the first differing token, on the CPU: 0.057-0.147, and
 # 0.103-0.112 with --batch-invariant (the dgx_h100 cases' mode).
 BF16_LOGPROB_BOUND = 0.25
-NO_CUDA = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine (CPU-only run)"
-)
 
 
 @pytest.mark.parametrize("batch_invariant", [False, True], ids=["fast", "batch_invariant"])
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NO_CUDA)])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 def test_bf16_follows_fp32_until_tokens_part(
     device, batch_invariant, smollm2, fast_model, make_engine
 ):

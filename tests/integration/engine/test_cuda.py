@@ -5,17 +5,11 @@ With ``test_bf16.py`` (whose cuda case also needs a GPU) this is the prepared de
 prints the measured differences.
 """
 
-import pytest
-import torch
+from device_runs import NEEDS_CUDA, PARAMS, PROMPTS
 
 from logitsmatch.engine.loader import build_stage
-from logitsmatch.engine.request import SamplingParams
 
-pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine (CPU-only run)"
-)
-PROMPTS = ["Time travel to 2008, and go to a bar or a club", "def fib(n):", "The capital of"]
-PARAMS = SamplingParams(num_tokens_to_generate=30, return_log_probs=True, termination_id=-1)
+pytestmark = NEEDS_CUDA
 
 
 def test_cuda_fp32_matches_cpu_within_1e_3(smollm2, fast_model, make_engine):
