@@ -133,9 +133,11 @@ IDS = itertools.count()
 def test_malformed_frames_get_one_error_each_and_good_requests_complete(fake, bad, dup):
     coordinator, result = fake
     good = f"good-{next(IDS)}"
-    coordinator.send(encode(Submit(good, "hello", SamplingParams(num_tokens_to_generate=4))))
+    # why 50 tokens (100 ms of 2 ms steps) and the duplicate first: the duplicate must reach the
+    # worker while `good` is still in flight; a 4-token request once finished before it (CI).
+    coordinator.send(encode(Submit(good, "hello", SamplingParams(num_tokens_to_generate=50))))
     if dup:
-        bad = [*bad, [encode(Submit(good, "again", SamplingParams()))]]
+        bad = [[encode(Submit(good, "again", SamplingParams()))], *bad]
     for frames in bad:
         coordinator.send(*frames)
     errors, replies = [], []
