@@ -98,10 +98,14 @@ def test_deadline_raises_and_aborts_the_request_at_the_engine(stack):
 def test_abort_returns_the_partial_record(stack):
     async def go():
         client = await connected(stack[0].address)
+        first_token = asyncio.Event()  # why: abort only once a token exists, however slow
         future = await client.add_request(
-            "x", SamplingParams(num_tokens_to_generate=10**4), request_id="a"
+            "x",
+            SamplingParams(num_tokens_to_generate=10**4),
+            request_id="a",
+            on_partial=lambda _: first_token.set(),
         )
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(first_token.wait(), 10)
         await client.abort("a")
         record = await future
         await client.close()

@@ -129,9 +129,12 @@ def test_malformed_frames_get_one_error_each_and_good_requests_complete(stack, b
     try:
         client.send(encode(Connect("client", "fuzzer")))
         assert client.recv(5).of == "connect"
-        client.send(encode(Submit(good_id, GOOD_PROMPT, SamplingParams(num_tokens_to_generate=4))))
+        # why 50 tokens (100 ms of 2 ms steps) and the duplicate first: it must arrive while the
+        # first is in flight; a 4-token request can finish before it on a loaded machine.
+        params = SamplingParams(num_tokens_to_generate=50)
+        client.send(encode(Submit(good_id, GOOD_PROMPT, params)))
         if dup:  # the same id again while the first is in flight
-            bad = [*bad, [encode(Submit(good_id, "again", SamplingParams()))]]
+            bad = [[encode(Submit(good_id, "again", SamplingParams()))], *bad]
         for frames in bad:
             client.send(*frames)
             stranger.send(*frames)

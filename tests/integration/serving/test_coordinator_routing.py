@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import zmq
@@ -58,7 +59,12 @@ def start(threads):
 async def submit_and_find(client: Client, rid: str, engines):
     """Submit one request; returns (future, the engine that got it, its engine-side id)."""
     future = await client.add_request("p", SamplingParams(), request_id=rid)
-    got = {engine.name: engine.next(0.3) for engine in engines}
+    got = {engine.name: None for engine in engines}
+    deadline = time.monotonic() + 10  # why not one short wait: a loaded CI box can be slow
+    while not any(isinstance(msg, Submit) for msg in got.values()):
+        assert time.monotonic() < deadline, f"no engine received request {rid!r} within 10 s"
+        got = {engine.name: got[engine.name] or engine.next(0.05) for engine in engines}
+    got = {engine.name: got[engine.name] or engine.next(0.3) for engine in engines}  # a 2nd copy?
     (holder,) = [e for e in engines if isinstance(got[e.name], Submit)]
     return future, holder, got[holder.name].request_id
 

@@ -59,7 +59,8 @@ async def vanishing_clients(address: str) -> None:
             raw.send(encode(Submit(str(i), "vanishing", params)))
         polite = Client(address, name="polite")  # closes with requests in flight (says bye)
         await polite.connect()
-        polite_futures = [await polite.add_request("leaving", params) for _ in range(5)]
+        endless = SamplingParams(num_tokens_to_generate=10**4)  # why: still in flight at close
+        polite_futures = [await polite.add_request("leaving", endless) for _ in range(5)]
         futures = [await steady.add_request(f"steady {i}", params, str(i)) for i in range(10)]
         await asyncio.sleep(0.05)
         raw.close(linger=0)

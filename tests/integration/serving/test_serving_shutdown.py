@@ -14,11 +14,16 @@ from logitsmatch.serving.errors import CoordinatorLost
 async def shutdown_with_requests_in_flight(address: str) -> list:
     async with Client(address) as client:
         await client.wait_for_replicas(2, 30)
+        started = [asyncio.Event() for _ in range(6)]  # why: shut down once each has a token
         futures = [
-            await client.add_request(f"p{i}", SamplingParams(num_tokens_to_generate=500))
-            for i in range(6)
+            await client.add_request(
+                f"p{i}",
+                SamplingParams(num_tokens_to_generate=500),
+                on_partial=lambda _, event=event: event.set(),
+            )
+            for i, event in enumerate(started)
         ]
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), 10)
         await client.shutdown()
         results = await asyncio.gather(*futures, return_exceptions=True)
         deadline = time.monotonic() + 5  # told "bye": no need to wait for a heartbeat timeout
