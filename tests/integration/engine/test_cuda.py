@@ -12,8 +12,8 @@ from logitsmatch.engine.loader import build_stage
 pytestmark = NEEDS_CUDA
 
 
-def test_cuda_fp32_matches_cpu_within_1e_3(smollm2, fast_model, make_engine):
-    cpu = make_engine(fast_model).generate(PROMPTS, PARAMS)
+def test_cuda_fp32_matches_cpu_within_1e_3(smollm2, fp32_cpu_records, make_engine):
+    cpu = fp32_cpu_records
     gpu = make_engine(build_stage(smollm2, device="cuda")).generate(PROMPTS, PARAMS)
     for a, b in zip(cpu, gpu, strict=True):
         assert a.generated_tokens == b.generated_tokens
