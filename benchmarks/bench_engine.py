@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 from logitsmatch.engine.engine import LLMEngine
+from timing import best_of
 
 PROMPT = (
     "Time travel to 2008, and go to a bar or a club or one of the myriad disco-basements on the "
@@ -183,15 +184,6 @@ def ceilings(engine: LLMEngine, batch: int = 32) -> dict[str, float]:
         "decode_tok_s_b1": 1 / read,
         f"decode_tok_s_b{batch}": batch / matmuls,
     }
-
-
-def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def time_to_ready(code: str) -> float:

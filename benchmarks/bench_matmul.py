@@ -10,11 +10,11 @@ this compares the kernels, not the memory system. Usage:
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from timing import best_of
 
 SHAPES = {  # name: (out, in), one layer's fused matrices and the output layer
     "qkv": (960, 576),
@@ -23,18 +23,6 @@ SHAPES = {  # name: (out, in), one layer's fused matrices and the output layer
     "down": (576, 1536),
     "lm_head": (49152, 576),
 }
-
-
-def best_of(fn: Callable[[], object], calls: int) -> float:
-    """Seconds per call, the best of 5 batches of ``calls`` calls."""
-    fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
 
 
 def main() -> None:
