@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from logitsmatch.engine.layout import Layout
+from logitsmatch.process_group import kill_group
 
 _ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -90,7 +90,7 @@ class RankJob:
         return code
 
     def stop(self) -> None:
-        _kill_group(self.proc)
+        kill_group(self.proc)
 
 
 def launch_ranks(
@@ -106,22 +106,6 @@ def launch_ranks(
 
 def _threads(layout: Layout) -> int:
     return max(1, (os.cpu_count() or 1) // layout.world_size)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the launcher's whole session, then SIGKILL whatever is left after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
 
 
 def failure_report(folder: Path, layout: Layout) -> str:

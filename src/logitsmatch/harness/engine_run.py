@@ -8,8 +8,6 @@ launcher reports which rank failed first, that rank, its exit status and its log
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shlex
 import signal
@@ -18,6 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from logitsmatch.process_group import kill_group
 
 _FAILED_RANK = re.compile(r"(rank \d+ \(tp=\d+ pp=\d+ dp=\d+\)) failed first \(([^)]*)\)")
 _RANK_LOG = re.compile(r"--- last lines of (.+?) ---")
@@ -77,7 +77,7 @@ def run_engine(
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            _kill_group(proc)
+            kill_group(proc)
     duration = time.monotonic() - start
     text = log_path.read_text(encoding="utf-8", errors="replace")
     error = describe_failure(code, text, log_path, deadline_s)
@@ -106,29 +106,3 @@ def describe_failure(
     where = f"rank log: {rank_log.group(1)}; " if rank_log else ""
     tail = [line for line in log_text.splitlines() if line.strip()][-_TAIL_LINES:]
     return f"{head}; {where}engine log: {log_path}\n" + "\n".join(tail)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the command's whole session, SIGKILL what is left after 5 s; reap the command."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        if _group_gone(proc, 5.0):
-            break
-    # why: a process stuck in uninterruptible sleep survives SIGKILL; do not hang on it.
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5.0)
-
-
-def _group_gone(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        proc.poll()  # why: a zombie leader would keep the group alive until reaped
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False

@@ -1,0 +1,40 @@
+"""Children in a session of their own, and the one way to end such a session: TERM, then KILL,
+then reap. Used by every layer that starts processes (engine ranks, services, engine runs).
+
+Plain stdlib; nothing above it is imported here, so engine, serving and harness can all use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM ``proc``'s whole process group, SIGKILL what is left after ``grace_s``, reap
+    ``proc``. ``proc`` must have been started with ``start_new_session=True``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        if _group_gone(proc, grace_s):
+            break
+    # why: a process stuck in uninterruptible sleep survives SIGKILL; do not hang on it.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+
+
+def _group_gone(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        proc.poll()  # why: a zombie leader keeps its group alive until it is reaped
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
