@@ -19,11 +19,12 @@ from logitsmatch.engine.block_allocator import BlockAllocator
 from logitsmatch.engine.config import CacheConfig, SchedulerConfig
 from logitsmatch.engine.logits import full_logits, log_normalizer, token_logprobs, top_n
 from logitsmatch.engine.model import StageModel
-from logitsmatch.engine.request import FinishedRecord, Request, RequestError, SamplingParams
+from logitsmatch.engine.request import Request, RequestError, SamplingParams
 from logitsmatch.engine.sampling import make_generator, sample
 from logitsmatch.engine.scheduler import ScheduledChunk, Scheduler
 from logitsmatch.engine.step_results import ChunkPlan, plan
 from logitsmatch.engine.tokenizer import Tokenizer
+from logitsmatch.record import RequestRecord
 
 
 class LLMEngine:
@@ -107,7 +108,7 @@ class LLMEngine:
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
 
-    def abort(self, request_id: str) -> FinishedRecord | None:
+    def abort(self, request_id: str) -> RequestRecord | None:
         """Stop a request now; returns its partial record, or None for an unknown id."""
         request = self._requests.get(request_id)
         if request is None:
@@ -115,7 +116,7 @@ class LLMEngine:
         request.finish_reason = "aborted"
         return self._finish(request)
 
-    def step(self) -> list[FinishedRecord]:
+    def step(self) -> list[RequestRecord]:
         """Run one scheduled batch through this stage; returns the requests that finished."""
         chunks = self.scheduler.schedule()
         if not chunks:
@@ -132,10 +133,10 @@ class LLMEngine:
 
     def generate(
         self, prompts: Sequence[str | Sequence[int]], params: SamplingParams
-    ) -> list[FinishedRecord]:
+    ) -> list[RequestRecord]:
         """Run ``prompts`` to completion; records in prompt order."""
         ids = [self.add_request(p, params) for p in prompts]
-        done: dict[str, FinishedRecord] = {}
+        done: dict[str, RequestRecord] = {}
         while self.has_unfinished():
             for record in self.step():
                 done[record.request_id] = record
@@ -228,7 +229,7 @@ class LLMEngine:
                 out[o + 2 + 2 * m] = best_lp[j, m]
                 out[o + 3 + 2 * m] = float(best_ids[j, m])
 
-    def _apply(self, plans: list[ChunkPlan], values: list[float]) -> list[FinishedRecord]:
+    def _apply(self, plans: list[ChunkPlan], values: list[float]) -> list[RequestRecord]:
         finished = []
         for item in plans:
             c, o = item.chunk, item.offset
@@ -261,7 +262,7 @@ class LLMEngine:
             request.finish_reason = "stop_string"
         return request.finish_reason is not None
 
-    def _finish(self, request: Request) -> FinishedRecord:
+    def _finish(self, request: Request) -> RequestRecord:
         self.scheduler.finish(request)
         rid = request.request_id
         del self._requests[rid]
@@ -273,14 +274,15 @@ class LLMEngine:
         logprobs = None
         if request.params.return_log_probs:
             logprobs = request.prompt_logprobs + request.generated_logprobs
-        return FinishedRecord(
+        return RequestRecord(
             request_id=rid,
-            prompt=request.prompt,
-            prompt_tokens=request.prompt_tokens,
-            generated_tokens=list(request.generated),
+            input_prompt=request.prompt,
             generated_text=text,
+            generated_tokens=list(request.generated),
             logprobs=logprobs,
-            top_n_logprobs=request.top_n if request.params.top_n_logprobs else None,
+            top_n_logprobs=[{str(k): v for k, v in d.items()} for d in request.top_n]
+            if request.params.top_n_logprobs
+            else None,
             finish_reason=request.finish_reason or "aborted",
             latency=time.perf_counter() - self._started.pop(rid),
         )

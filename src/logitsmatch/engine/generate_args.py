@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from logitsmatch.engine.config import CacheConfig, SchedulerConfig
+from logitsmatch.engine.config import SchedulerConfig
+from logitsmatch.engine.layout import Layout
+from logitsmatch.engine.options import (
+    DEFAULT_COLLECTIVE_TIMEOUT_S,
+    DEFAULT_KV_CACHE_TOKENS,
+    DTYPES,
+    EngineOptions,
+)
 from logitsmatch.engine.request import SamplingParams
 
 
@@ -18,7 +24,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         default="smollm2-135m",
         help="preset (smollm2-135m, gpt-583m, tiny, tiny-gpt2), .gguf file or HF folder",
     )
-    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    g.add_argument("--dtype", choices=DTYPES, default=None)
     g.add_argument("--bf16", action="store_true", help="same as --dtype bfloat16 (Megatron name)")
     g.add_argument(
         "--device",
@@ -50,11 +56,16 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--collective-timeout-s",
         type=float,
-        default=60.0,
+        default=DEFAULT_COLLECTIVE_TIMEOUT_S,
         help="deadline of every collective and receive",
     )
     g.add_argument("--inference-max-seq-length", type=int, default=None)
-    g.add_argument("--kv-cache-tokens", type=int, default=16384, help="KV cache size in tokens")
+    g.add_argument(
+        "--kv-cache-tokens",
+        type=int,
+        default=DEFAULT_KV_CACHE_TOKENS,
+        help="KV cache size in tokens",
+    )
     g.add_argument(
         "--kv-cache-bytes",
         type=int,
@@ -94,14 +105,6 @@ def add_request_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-n-logprobs", type=int, default=0)
     g.add_argument("--add-bos", action="store_true")
     g.add_argument("--output-path", type=Path, required=True)
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    prompts: list[str]
-    params: list[SamplingParams]
-    cache: CacheConfig
-    scheduler: SchedulerConfig
 
 
 def read_prompts(args: argparse.Namespace) -> list[str | list[int]]:
@@ -155,21 +158,36 @@ def sampling_for(args: argparse.Namespace, index: int, extra_tokens: int = 0) ->
     )
 
 
-def engine_configs(
-    args: argparse.Namespace, bytes_per_token: int
-) -> tuple[CacheConfig, SchedulerConfig]:
-    """``bytes_per_token``: this rank's K + V bytes for one token (its layers and KV heads)."""
-    if args.kv_cache_bytes is not None:
-        cache = CacheConfig.from_budget(
-            block_size=args.kv_block_size,
-            bytes_=args.kv_cache_bytes,
-            bytes_per_token=bytes_per_token,
-        )
-    else:
-        cache = CacheConfig.from_budget(block_size=args.kv_block_size, tokens=args.kv_cache_tokens)
-    sched = SchedulerConfig(
-        max_num_seqs=args.inference_max_requests,
-        max_num_batched_tokens=args.inference_max_batch_tokens,
-        chunked_prefill=not args.no_chunked_prefill,
+def layout_of(args: argparse.Namespace) -> Layout:
+    split = None
+    if args.pipeline_layer_split:
+        split = tuple(int(x) for x in args.pipeline_layer_split.split(","))
+    return Layout(
+        args.tensor_model_parallel_size,
+        args.pipeline_model_parallel_size,
+        args.data_parallel_size,
+        split,
     )
-    return cache, sched
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The EngineOptions the model flags describe (validated: a bad value raises here)."""
+    return EngineOptions(
+        model=args.model,
+        dtype="bfloat16" if args.bf16 else (args.dtype or "float32"),
+        device=args.device,
+        layout=layout_of(args),
+        synthetic_seed=args.synthetic_seed,
+        batch_invariant=args.batch_invariant,
+        deterministic=args.deterministic_mode,
+        collective_timeout_s=args.collective_timeout_s,
+        max_seq_len=args.inference_max_seq_length,
+        kv_cache_tokens=args.kv_cache_tokens,
+        kv_cache_bytes=args.kv_cache_bytes,
+        kv_block_size=args.kv_block_size,
+        scheduler=SchedulerConfig(
+            max_num_seqs=args.inference_max_requests,
+            max_num_batched_tokens=args.inference_max_batch_tokens,
+            chunked_prefill=not args.no_chunked_prefill,
+        ),
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class RequestError(ValueError):
@@ -95,35 +94,3 @@ class Request:
     @property
     def max_total_tokens(self) -> int:
         return len(self.prompt_tokens) + self.params.num_tokens_to_generate
-
-
-@dataclass(frozen=True)
-class FinishedRecord:
-    """What the engine returns for a finished request (the output JSON's per-request entry)."""
-
-    request_id: str
-    prompt: str
-    prompt_tokens: list[int]
-    generated_tokens: list[int]
-    generated_text: str
-    logprobs: list[float] | None
-    top_n_logprobs: list[dict[int, float]] | None
-    finish_reason: str
-    latency: float
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "input_prompt": self.prompt,
-            "generated_text": self.generated_text,
-            "generated_tokens": list(self.generated_tokens),
-            "latency": self.latency,
-            "finish_reason": self.finish_reason,
-        }
-        if self.logprobs is not None:
-            out["logprobs"] = list(self.logprobs)
-        if self.top_n_logprobs is not None:
-            out["top_n_logprobs"] = [{str(k): v for k, v in d.items()} for d in self.top_n_logprobs]
-        if self.error is not None:
-            out["error"] = self.error
-        return out

@@ -1,7 +1,7 @@
 """The asyncio client: submit requests to the coordinator and await their finished records.
 
 ``fut = await client.add_request(prompt, sampling)`` sends the request and returns an
-asyncio future; ``await fut`` gives the finished record as a dict (FinishedRecord.to_json()'s
+asyncio future; ``await fut`` gives the finished record as a dict (RequestRecord.to_json()'s
 keys plus ``request_id`` and ``replica``; ``latency`` is measured here, from send to reply,
 and the engine's own is kept as ``engine_latency``). The future raises RequestFailed on an
 error reply, RequestTimeout past its deadline, CoordinatorLost when the coordinator stops
@@ -43,6 +43,7 @@ from logitsmatch.serving.protocol import (
     encode,
 )
 from logitsmatch.serving.security import CurveClientKeys, secure_client
+from logitsmatch.serving.timeouts import CLIENT_TIMEOUT_S, HEARTBEAT_S
 
 log = logging.getLogger(__name__)
 PartialCallback = Callable[[Partial], None]
@@ -72,8 +73,8 @@ class Client:
         *,
         name: str = "client",
         curve: CurveClientKeys | None = None,
-        heartbeat_s: float = 0.5,
-        coordinator_timeout_s: float = 10.0,
+        heartbeat_s: float = HEARTBEAT_S,
+        coordinator_timeout_s: float = CLIENT_TIMEOUT_S,
         default_deadline_s: float | None = 600.0,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
@@ -113,7 +114,7 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def connect(self, timeout_s: float = 10.0) -> None:
+    async def connect(self, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         """Register as a client; raises CoordinatorLost if no ack comes within ``timeout_s``."""
         if self._tasks or self._closed:
             raise RuntimeError(f"client {self.name!r}: connect() may be called once")
@@ -198,7 +199,7 @@ class Client:
         self._check_usable()
         await self._send(encode(Abort(request_id)))
 
-    async def status(self, timeout_s: float = 10.0) -> Status:
+    async def status(self, timeout_s: float = CLIENT_TIMEOUT_S) -> Status:
         return await self._roundtrip("status", Status(), timeout_s)
 
     async def wait_for_replicas(self, count: int, timeout_s: float = 60.0) -> Status:
@@ -215,17 +216,17 @@ class Client:
                 )
             await asyncio.sleep(0.05)
 
-    async def pause(self, timeout_s: float = 10.0) -> None:
+    async def pause(self, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         await self._roundtrip("pause", Control("pause"), timeout_s)
 
-    async def unpause(self, timeout_s: float = 10.0) -> None:
+    async def unpause(self, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         await self._roundtrip("unpause", Control("unpause"), timeout_s)
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
+    async def stop(self, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         """Stop the engines: in-flight requests come back aborted; new ones are refused."""
         await self._roundtrip("stop", Control("stop"), timeout_s)
 
-    async def shutdown(self, timeout_s: float = 10.0) -> None:
+    async def shutdown(self, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
         """Stop the engines and the coordinator."""
         await self._roundtrip("shutdown", Control("shutdown"), timeout_s)
 

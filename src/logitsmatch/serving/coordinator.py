@@ -45,6 +45,7 @@ from logitsmatch.serving.protocol import (
 from logitsmatch.serving.registry import Registry, RegistryError, Route
 from logitsmatch.serving.routing import POLICIES, make_policy
 from logitsmatch.serving.security import CurveServerKeys, secure_server
+from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256  # messages handled between two ticks, so heartbeats run even under a flood
@@ -366,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="0 = any free port (reported)")
     p.add_argument("--address-file", help="write the bound tcp:// address here, atomically")
     p.add_argument("--policy", default="least_outstanding", choices=sorted(POLICIES))
-    p.add_argument("--heartbeat-s", type=float, default=0.5)
-    p.add_argument("--engine-timeout-s", type=float, default=10.0)
+    p.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
+    p.add_argument("--engine-timeout-s", type=float, default=PEER_TIMEOUT_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0)
     p.add_argument("--curve-secret-cert", help="CURVE server secret certificate (zmq.auth)")
     p.add_argument("--curve-authorized-dir", help="folder of admitted client public certificates")

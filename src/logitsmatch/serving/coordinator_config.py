@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
 from logitsmatch.serving.routing import POLICIES, Policy
 from logitsmatch.serving.security import CurveServerKeys, check_bind
+from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class CoordinatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     policy: str | Policy = "least_outstanding"
-    heartbeat_s: float = 0.5
-    engine_timeout_s: float = 10.0
+    heartbeat_s: float = HEARTBEAT_S
+    engine_timeout_s: float = PEER_TIMEOUT_S
     shutdown_grace_s: float = 5.0
     insecure: bool = False
     curve: CurveServerKeys | None = None

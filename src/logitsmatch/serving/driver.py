@@ -3,11 +3,11 @@
 Like Megatron-LM's coordinator-driven functional test, prompts go out ``incoming_requests_per_step``
 at a time (yielding to the event loop between bursts) and, with ``stagger_lengths`` (the
 default), request i of a burst generates ``num_tokens_to_generate + i`` tokens so requests
-finish at different steps. The result maps request ids "0", "1", ... (prompt order) to
-``input_prompt, generated_text, generated_tokens, logprobs (if asked), latency`` (client-side,
-seconds) and ``finish_reason`` (as the in-process engine writes it), plus top-level
-``throughput``: each request's generated tokens / latency (tok/s), in prompt order, as
-Megatron's driver reports it.
+finish at different steps. The result is the output JSON of ``logitsmatch.record``: request ids
+"0", "1", ... (prompt order) to the records the engines sent (every field the in-process engine
+writes, top-n logprobs included), with ``latency`` measured by the client (seconds), plus
+``throughput``: one figure for the run, all generated tokens / the driver's wall time (tok/s),
+as the in-process path reports it.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from logitsmatch.engine.request import SamplingParams
+from logitsmatch.record import REQUEST_FIELD_NAMES, OutputJSON, RequestRecord, output_json
 from logitsmatch.serving.client import Client
 from logitsmatch.serving.security import CurveClientKeys
-
-OUTPUT_FIELDS = (
-    "input_prompt",
-    "generated_text",
-    "generated_tokens",
-    "logprobs",
-    "latency",
-    "finish_reason",
-)
 
 
 class DriverError(RuntimeError):
@@ -47,7 +39,7 @@ async def drive(
     min_replicas: int = 1,
     curve: CurveClientKeys | None = None,
     shutdown: bool = False,
-) -> dict[str, Any]:
+) -> OutputJSON:
     """Run ``prompts`` through the coordinator at ``address``; returns the output-JSON dict.
 
     Waits (within the deadline) for ``min_replicas`` replicas before submitting; with
@@ -62,18 +54,22 @@ async def drive(
     start = time.monotonic()
     async with Client(address, name="driver", curve=curve) as client:
         await client.wait_for_replicas(min_replicas, deadline_s)
+        submitted = time.monotonic()
         futures = []
         for first in range(0, len(prompts), k):
             for i, prompt in enumerate(prompts[first : first + k]):
-                params = sampling
+                # why: request i samples with seed + i, as in the in-process path, so a
+                # sampled case gives the same numbers whichever path runs it.
+                params = replace(sampling, seed=sampling.seed + first + i)
                 if stagger_lengths:
                     params = replace(
-                        sampling, num_tokens_to_generate=sampling.num_tokens_to_generate + i
+                        params, num_tokens_to_generate=sampling.num_tokens_to_generate + i
                     )
                 left = max(0.001, deadline_s - (time.monotonic() - start))
                 futures.append(await client.add_request(prompt, params, str(first + i), left))
             await asyncio.sleep(0)  # why: let replies be read while later bursts are queued
         results = await asyncio.gather(*futures, return_exceptions=True)
+        elapsed = time.monotonic() - submitted
         if shutdown:
             await client.shutdown()
     failures = [f"{i}: {r}" for i, r in enumerate(results) if isinstance(r, BaseException)]
@@ -83,19 +79,18 @@ async def drive(
             + "; ".join(failures[:5])
             + (" ..." if len(failures) > 5 else "")
         )
-    return to_output_json(results)
+    return to_output_json(results, elapsed)
 
 
-def to_output_json(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Output-JSON dict from finished records in request order (ids "0", "1", ...)."""
-    out: dict[str, Any] = {}
-    throughput = []
-    for i, record in enumerate(records):
-        out[str(i)] = {key: record[key] for key in OUTPUT_FIELDS if key in record}
-        latency = record["latency"]
-        throughput.append(len(record["generated_tokens"]) / latency if latency > 0 else 0.0)
-    out["throughput"] = throughput
-    return out
+def to_output_json(records: Sequence[dict[str, Any]], elapsed_s: float) -> OutputJSON:
+    """Output JSON from finished records in request order (ids "0", "1", ...), dropping what
+    the client adds beside the record (``request_id``, ``replica``, ``engine_latency``)."""
+    entries = [
+        RequestRecord.from_json(str(i), {k: v for k, v in r.items() if k in REQUEST_FIELD_NAMES})
+        for i, r in enumerate(records)
+    ]
+    generated = sum(len(r["generated_tokens"]) for r in records)
+    return output_json(entries, throughput=[generated / elapsed_s if elapsed_s > 0 else 0.0])
 
 
 def run_driver(
@@ -104,6 +99,6 @@ def run_driver(
     sampling: SamplingParams,
     incoming_requests_per_step: int,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> OutputJSON:
     """Blocking wrapper of ``drive`` (same arguments)."""
     return asyncio.run(drive(address, prompts, sampling, incoming_requests_per_step, **kwargs))

@@ -11,7 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from logitsmatch.engine.request import FinishedRecord, RequestError, SamplingParams
+from logitsmatch.engine.request import RequestError, SamplingParams
+from logitsmatch.record import RequestRecord
 
 
 @dataclass
@@ -55,7 +56,7 @@ class NullEngine:
     def has_unfinished(self) -> bool:
         return bool(self._running)
 
-    def step(self) -> list[FinishedRecord]:
+    def step(self) -> list[RequestRecord]:
         if not self._running:
             return []
         self.steps += 1
@@ -68,7 +69,7 @@ class NullEngine:
                 done.append(self._finish(rid, "length"))
         return done
 
-    def abort(self, request_id: str) -> FinishedRecord | None:
+    def abort(self, request_id: str) -> RequestRecord | None:
         if request_id not in self._running:
             return None
         return self._finish(request_id, "aborted")
@@ -78,20 +79,18 @@ class NullEngine:
         req = self._running.get(request_id)
         return None if req is None else list(req.generated)
 
-    def _finish(self, rid: str, reason: str) -> FinishedRecord:
+    def _finish(self, rid: str, reason: str) -> RequestRecord:
         req = self._running.pop(rid)
         logprobs = None
         if req.params.return_log_probs:
             n = len(req.tokens) - 1 + len(req.generated)
             logprobs = [-1.0 / (i + 1) for i in range(n)]
-        return FinishedRecord(
+        return RequestRecord(
             request_id=rid,
-            prompt=req.prompt,
-            prompt_tokens=req.tokens,
+            input_prompt=req.prompt,
             generated_tokens=list(req.generated),
             generated_text=" ".join(map(str, req.generated)),
             logprobs=logprobs,
-            top_n_logprobs=None,
             finish_reason=reason,
             latency=time.perf_counter() - req.started,
         )

@@ -59,7 +59,7 @@ class Submit:
 
 @dataclass(frozen=True)
 class Reply:
-    """A finished request: ``record`` is FinishedRecord.to_json()'s map."""
+    """A finished request: ``record`` is ``RequestRecord.to_json()``'s map."""
 
     KIND: ClassVar[str] = "reply"
     request_id: str

@@ -9,24 +9,11 @@ import sys
 
 import torch.distributed as dist
 
-from logitsmatch.engine import distributed
-from logitsmatch.engine.generate import build_engine, layout_of
-from logitsmatch.engine.generate_args import add_model_flags
-from logitsmatch.engine.loader import resolve
+from logitsmatch.engine import build_engine, distributed
+from logitsmatch.engine.generate_args import add_model_flags, engine_options
 from logitsmatch.serving.errors import CoordinatorLost
+from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.worker import EXIT_LOST, run_worker
-
-
-def add_serving_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("serving")
-    g.add_argument("--heartbeat-s", type=float, default=0.5)
-    g.add_argument(
-        "--coordinator-timeout-s",
-        type=float,
-        default=60.0,
-        help="how long engines and the coordinator wait for each other; must exceed "
-        "the longest engine step",
-    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,9 +27,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # parse_known_args: the driver's request flags (--prompts, --output-path, ...) come along.
     args, _ = parser().parse_known_args(argv)
-    layout = layout_of(args)
-    spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
-    engine = build_engine(args, spec, layout)
+    options = engine_options(args)
+    layout = options.layout
+    engine = build_engine(options)
     ctx = engine.ctx
     stop: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,11 +12,10 @@ import signal
 import sys
 import time
 
-from logitsmatch.engine.generate import layout_of
-from logitsmatch.engine.generate_args import add_model_flags
-from logitsmatch.engine.loader import resolve
+from logitsmatch.engine import resolve_model
+from logitsmatch.engine.generate_args import add_model_flags, engine_options
+from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.launch import start_service
-from logitsmatch.serving.rank_main import add_serving_flags
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    layout = layout_of(args)
-    layout.validate(resolve(args.model, args.inference_max_seq_length).config)
+    options = engine_options(args)
+    layout = options.layout
+    resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     extra = ["--insecure"] if args.insecure else []
     coordinator, job = start_service(
         layout,

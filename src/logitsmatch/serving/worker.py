@@ -30,9 +30,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from logitsmatch.engine.generate_args import add_model_flags
 from logitsmatch.serving.errors import CoordinatorLost
+from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
 from logitsmatch.serving.security import CurveClientKeys
+from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 from logitsmatch.serving.worker_link import CoordinatorLink
 from logitsmatch.serving.worker_state import ReplicaState
 
@@ -45,8 +48,8 @@ def run_worker(
     coordinator_address: str,
     replica_name: str,
     ctx: Any = None,
-    heartbeat_s: float = 0.5,
-    coordinator_timeout_s: float = 10.0,
+    heartbeat_s: float = HEARTBEAT_S,
+    coordinator_timeout_s: float = PEER_TIMEOUT_S,
     *,
     idle_poll_s: float = 0.02,
     limits: Limits = DEFAULT_LIMITS,
@@ -121,11 +124,13 @@ def _build_engine(args: argparse.Namespace) -> Any:
         from logitsmatch.serving.null_engine import NullEngine
 
         return NullEngine(step_delay_s=args.null_step_delay_s)
-    from logitsmatch.engine.engine import LLMEngine
-    from logitsmatch.engine.loader import build_stage, resolve
+    from logitsmatch.engine import build_engine  # why: a null-engine worker starts without torch
+    from logitsmatch.engine.generate_args import engine_options
 
-    spec = resolve(args.model)
-    return LLMEngine(build_stage(spec), spec.tokenizer())
+    options = engine_options(args)
+    if options.layout.world_size != 1:
+        raise ValueError("a worker serves one single-rank replica; use serve for a layout")
+    return build_engine(options)
 
 
 def _curve(args: argparse.Namespace) -> CurveClientKeys | None:
@@ -147,12 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--coordinator", required=True, help="tcp:// address of the coordinator")
     p.add_argument("--name", required=True, help="replica name (unique per coordinator)")
-    engine = p.add_mutually_exclusive_group(required=True)
-    engine.add_argument("--model", help="model preset, .gguf file or checkpoint folder")
-    engine.add_argument("--null-engine", action="store_true", help="model-free engine")
+    add_model_flags(p)
+    p.add_argument("--null-engine", action="store_true", help="model-free engine (no --model)")
     p.add_argument("--null-step-delay-s", type=float, default=0.0)
-    p.add_argument("--heartbeat-s", type=float, default=0.5)
-    p.add_argument("--coordinator-timeout-s", type=float, default=10.0)
+    add_serving_flags(p)
     p.add_argument("--curve-server-key", help="the coordinator's Z85 CURVE public key")
     p.add_argument("--curve-cert", help="this worker's CURVE secret certificate (zmq.auth)")
     p.add_argument("--log-level", default="INFO")

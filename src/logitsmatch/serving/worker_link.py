@@ -13,7 +13,7 @@ import time
 
 import zmq
 
-from logitsmatch.engine.request import FinishedRecord
+from logitsmatch.record import RequestRecord
 from logitsmatch.serving.errors import CoordinatorLost, ProtocolError
 from logitsmatch.serving.limits import Limits
 from logitsmatch.serving.protocol import (
@@ -129,7 +129,7 @@ class CoordinatorLink:
         for record in outcome.records:
             self.send_record(record)
 
-    def send_record(self, record: FinishedRecord) -> None:
+    def send_record(self, record: RequestRecord) -> None:
         self._send(Reply(record.request_id, record.to_json(), self.replica))
 
     def send_partial(self, request_id: str, offset: int, tokens: list[int]) -> None:

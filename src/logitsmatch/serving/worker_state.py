@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from logitsmatch.engine.request import FinishedRecord, RequestError, SamplingParams
+from logitsmatch.engine.request import RequestError, SamplingParams
+from logitsmatch.record import RequestRecord
 
 log = logging.getLogger(__name__)
 Event = list[Any]
@@ -24,7 +25,7 @@ class Outcome:
     """What the entry rank must send back after applying events."""
 
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (id, code, message)
-    records: list[FinishedRecord] = field(default_factory=list)  # aborted requests
+    records: list[RequestRecord] = field(default_factory=list)  # aborted requests
     exit: str | None = None  # "stop" | "shutdown" | "lost"
     lost: str | None = None  # why the coordinator is considered gone
 
@@ -58,7 +59,7 @@ class ReplicaState:
     def should_step(self) -> bool:
         return not self.paused and self.engine.has_unfinished()
 
-    def step(self) -> list[FinishedRecord]:
+    def step(self) -> list[RequestRecord]:
         records = self.engine.step()
         for record in records:
             self.active.discard(record.request_id)

@@ -10,20 +10,19 @@ run with that rank named (from torchrun), never a hang.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
 
-from logitsmatch.engine.generate import layout_of
+from logitsmatch.engine import resolve_model
 from logitsmatch.engine.generate import parser as generate_parser
-from logitsmatch.engine.generate_args import read_prompts, sampling_for
+from logitsmatch.engine.generate_args import engine_options, read_prompts, sampling_for
 from logitsmatch.engine.launch import RankJob
-from logitsmatch.engine.loader import resolve
+from logitsmatch.record import write_output
 from logitsmatch.serving.driver import DriverError, run_driver
 from logitsmatch.serving.errors import CoordinatorLost
+from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.launch import Service, start_service
-from logitsmatch.serving.rank_main import add_serving_flags
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,11 +50,11 @@ def _stop_coordinator_if_ranks_die(job: RankJob, coordinator: Service) -> None:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    layout = layout_of(args)
+    options = engine_options(args)
+    layout = options.layout
     prompts = read_prompts(args)
     sampling = sampling_for(args, 0)
-    spec = resolve(args.model, args.inference_max_seq_length, args.synthetic_seed)
-    layout.validate(spec.config)
+    resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     coordinator, job = start_service(
         layout, argv, args.run_dir, "--engine-timeout-s", str(args.coordinator_timeout_s)
     )
@@ -83,6 +82,5 @@ def main(argv: list[str]) -> int:
         rank_code = job.wait(deadline_s=30.0 if code == 0 else 5.0)
         coordinator.stop()
     if output is not None:
-        args.output_path.parent.mkdir(parents=True, exist_ok=True)
-        args.output_path.write_text(json.dumps(output, indent=1))
+        write_output(args.output_path, output)
     return code or rank_code

@@ -33,15 +33,15 @@ def test_bf16_follows_fp32_until_tokens_part(
         pairs = list(zip(a.generated_tokens, b.generated_tokens, strict=True))
         agree = next((i for i, (x, y) in enumerate(pairs) if x != y), len(pairs))
         # prompt logprobs (positions 1..n-1) and the generated ones up to the first difference
-        compared = len(a.prompt_tokens) - 1 + agree
+        compared = len(a.logprobs) - len(a.generated_tokens) + agree
         worst = max(
             abs(x - y) for x, y in zip(a.logprobs[:compared], b.logprobs[:compared], strict=True)
         )
         print(
             f"bf16 on {device} (batch_invariant={batch_invariant}) vs fp32 on cpu, "
-            f"{a.prompt!r}: {agree}/{len(pairs)} tokens agree, "
+            f"{a.input_prompt!r}: {agree}/{len(pairs)} tokens agree, "
             f"max |dlogprob| before the first difference {worst:.3e}"
         )
-        assert agree >= 1, f"{a.prompt!r}: bf16's first token differs from fp32's"
+        assert agree >= 1, f"{a.input_prompt!r}: bf16's first token differs from fp32's"
         assert all(math.isfinite(v) for v in b.logprobs)
-        assert worst <= BF16_LOGPROB_BOUND, f"{a.prompt!r}: max |dlogprob| {worst:.3f}"
+        assert worst <= BF16_LOGPROB_BOUND, f"{a.input_prompt!r}: max |dlogprob| {worst:.3f}"

@@ -18,5 +18,7 @@ def test_cuda_fp32_matches_cpu_within_1e_3(smollm2, fp32_cpu_records, make_engin
     for a, b in zip(cpu, gpu, strict=True):
         assert a.generated_tokens == b.generated_tokens
         worst = max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True))
-        print(f"cuda fp32 vs cpu fp32, {a.prompt!r}: tokens equal, max |dlogprob| {worst:.3e}")
+        print(
+            f"cuda fp32 vs cpu fp32, {a.input_prompt!r}: tokens equal, max |dlogprob| {worst:.3e}"
+        )
         assert worst <= 1e-3

@@ -39,7 +39,7 @@ def test_greedy_tokens_and_logprobs_match_hf(name, hf, fast_model, make_engine):
     engine = make_engine(fast_model)
     params = SamplingParams(num_tokens_to_generate=30, return_log_probs=True, termination_id=-1)
     record = engine.generate([PROMPTS[name]], params)[0]
-    prompt = record.prompt_tokens
+    prompt = engine.tokenizer.encode(PROMPTS[name])
     if name == "long":
         assert len(prompt) > 300
     ids = prompt + record.generated_tokens

@@ -63,7 +63,7 @@ def test_served_records_equal_the_in_process_engine(address, engine, count):
     assert list(out) == [str(i) for i in range(count)] + ["throughput"]
     for i, record in enumerate(expected):
         got = out[str(i)]
-        assert got["input_prompt"] == record.prompt
+        assert got["input_prompt"] == record.input_prompt
         assert got["generated_tokens"] == record.generated_tokens, f"request {i}"
         assert len(got["generated_tokens"]) == SAMPLING.num_tokens_to_generate + i % BURST
         assert got["generated_text"] == record.generated_text
@@ -71,7 +71,7 @@ def test_served_records_equal_the_in_process_engine(address, engine, count):
         assert (
             max(abs(a - b) for a, b in zip(got["logprobs"], record.logprobs, strict=True)) <= 1e-5
         )
-    assert len(out["throughput"]) == count and min(out["throughput"]) > 0
+    assert len(out["throughput"]) == 1 and out["throughput"][0] > 0  # one figure a run
 
 
 def test_a_request_the_engine_rejects_fails_alone_naming_the_replica(address):

@@ -6,7 +6,7 @@ from logitsmatch.engine.request import SamplingParams
 from logitsmatch.serving.driver import drive, to_output_json
 
 
-def test_output_json_has_megatron_fields_ids_in_order_and_throughput():
+def test_output_json_keeps_record_fields_ids_in_order_and_one_throughput():
     records = [
         {
             "input_prompt": "a",
@@ -25,9 +25,10 @@ def test_output_json_has_megatron_fields_ids_in_order_and_throughput():
             "generated_tokens": [3],
             "latency": 0.25,
             "finish_reason": "length",
+            "top_n_logprobs": [{"3": -0.5, "7": -1.5}],
         },
     ]
-    out = to_output_json(records)
+    out = to_output_json(records, elapsed_s=2.0)
     assert list(out) == ["0", "1", "throughput"]
     assert out["0"] == {
         "input_prompt": "a",
@@ -38,7 +39,10 @@ def test_output_json_has_megatron_fields_ids_in_order_and_throughput():
         "finish_reason": "length",
     }
     assert "logprobs" not in out["1"]
-    assert out["throughput"] == [4.0, 4.0]
+    # the driver keeps every record field the engine sent, top-n logprobs included
+    assert out["1"]["top_n_logprobs"] == [{"3": -0.5, "7": -1.5}]
+    # one figure per run, as the in-process path writes it: 3 tokens in 2 s
+    assert out["throughput"] == [1.5]
 
 
 @pytest.mark.parametrize("k", [0, -1, 1.5, True])
