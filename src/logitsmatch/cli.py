@@ -41,19 +41,19 @@ def _serve(argv: list[str]) -> int:
 
 
 def _check(argv: list[str]) -> int:
-    from logitsmatch.harness.check import check_main
+    from logitsmatch.harness.run.check import check_main
 
     return check_main(argv)
 
 
 def _record(argv: list[str]) -> int:
-    from logitsmatch.harness.record import record_main
+    from logitsmatch.harness.goldens.record import record_main
 
     return record_main(argv)
 
 
 def _compare(argv: list[str]) -> int:
-    from logitsmatch.harness.compare_cli import compare_main
+    from logitsmatch.harness.goldens.compare import compare_main
 
     return compare_main(argv)
 

@@ -23,7 +23,12 @@ MODEL_ARGS = {
 
 def write_case(cases_dir: Path, name: str = CASE, engine: str | None = None, **keys) -> Path:
     """cases_dir/<name>.yaml: the tiny case, optionally with an ENGINE and other keys."""
-    doc = {"MODEL_ARGS": MODEL_ARGS, "PLATFORMS": {"cpu": {"expected": "pass"}}, **keys}
+    doc = {
+        "DRIVER": "in-process",
+        "MODEL_ARGS": MODEL_ARGS,
+        "PLATFORMS": {"cpu": {"expected": "pass"}},
+        **keys,
+    }
     if engine is not None:
         doc["ENGINE"] = engine
     cases_dir.mkdir(parents=True, exist_ok=True)

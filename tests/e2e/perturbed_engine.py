@@ -5,7 +5,7 @@
 
 After the model is built, every element of one weight matrix (``PARAMETER``, layer 0's MLP down
 projection) gets ``--perturb-add`` added, or becomes NaN; then the real generate path runs. The
-engine's code is untouched: this wraps its ``build_stage``. Single-process runs only (ranks
+engine's code is untouched: this wraps the ``build_stage`` that ``build_engine`` calls. Single-process runs only (ranks
 started by torchrun would run the unwrapped module).
 """
 
@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from logitsmatch.engine import generate
+from logitsmatch.engine import build, generate
 from logitsmatch.engine.model import StageModel
 
 PARAMETER = "layers.0.mlp.down"
@@ -38,12 +38,12 @@ def main(argv: list[str]) -> int:
     own.add_argument("--perturb-add", type=float, default=0.0)
     own.add_argument("--perturb-nan", action="store_true")
     args, rest = own.parse_known_args(argv)
-    build = generate.build_stage
+    original = build.build_stage
 
     def build_perturbed(*a: object, **k: object) -> StageModel:
-        return perturb(build(*a, **k), args.perturb_add, args.perturb_nan)
+        return perturb(original(*a, **k), args.perturb_add, args.perturb_nan)
 
-    generate.build_stage = build_perturbed
+    build.build_stage = build_perturbed  # type: ignore[assignment]
     return generate.main(rest)
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from e2e_project import CASE, REPO, logitsmatch, write_case
 
-from logitsmatch.harness.case import load_case
-from logitsmatch.harness.outcome import ERROR, FAILED
-from logitsmatch.harness.platform import Machine
-from logitsmatch.harness.runner import run_target
+from logitsmatch.harness.cases import load_case
+from logitsmatch.harness.reports import OutcomeStatus
+from logitsmatch.harness.run import Machine, run_target
+
+FAILED, ERROR = OutcomeStatus.FAILED, OutcomeStatus.ERROR
 
 PERTURBED = f"{shlex.quote(sys.executable)} {REPO / 'tests/e2e/perturbed_engine.py'}"
 CPU = Machine("cpu", "test CPU", 0)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from logitsmatch.engine import generate
-from logitsmatch.engine.layout import Layout
+from logitsmatch.engine import build_engine, generate
+from logitsmatch.engine.generate_args import engine_options
 from logitsmatch.engine.loader import resolve
-from logitsmatch.harness.case import load_all, model_args_argv
-from logitsmatch.harness.engine_args import split_model_args
-from logitsmatch.harness.golden import load_output
+from logitsmatch.harness.cases import load_all
+from logitsmatch.harness.cases.flags import split_model_args
+from logitsmatch.harness.cases.schema import model_args_argv
+from logitsmatch.harness.goldens import load_output
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = {case.name: case for case in load_all(ROOT / "cases")}
@@ -29,7 +30,7 @@ def _run_with_tiny(case):
     passed, _ = split_model_args(case.model_args)
     argv = model_args_argv({**passed, "--model": "tiny", "--termination-id": -1})
     args = generate.parser().parse_args([*argv, "--prompts", *case.prompts, "--output-path", "x"])
-    engine = generate.build_engine(args, resolve("tiny"), Layout(1, 1, 1))
+    engine = build_engine(engine_options(args))
     records, _ = generate.run_requests(engine, args, list(case.prompts))
     return engine, records
 
@@ -71,7 +72,7 @@ def test_dgx_h100_expects_pass_exactly_where_an_h100_golden_is_shipped(name):
 def test_the_preemption_case_preempts():
     engine, records = _run_with_tiny(_feature("preemption"))
     assert engine.scheduler.num_preemptions > 0
-    assert {len(r["generated_tokens"]) for r in records.values()} == {10}
+    assert {len(r.generated_tokens) for r in records} == {10}
 
 
 def test_the_chunked_prefill_case_splits_prompts_and_batches_many_requests():

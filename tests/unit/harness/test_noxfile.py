@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logitsmatch.harness.case import load_all
+from logitsmatch.harness.cases import load_all
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -1,0 +1,101 @@
+"""``logitsmatch check CASE [CASE...] | --all  [--platform P|auto]``: run, compare, report.
+
+Every target runs in a run folder of its own (``runs/<case>@<platform>/<timestamp>-<pid>/``,
+holding its prompts, output JSON, engine and rank logs, and its own reports). The combined
+reports (terminal table, summary.md, junit.xml, plots) go to ``--report-dir``: by default the
+target's parent folder for one target (``runs/<case>@<platform>/``, what CI collects), else a
+new ``runs/all@<platform>/<timestamp>-<pid>/``. Exit 0 only when every target passed or was
+skipped with a reason (too few devices, another platform, not recorded yet); 1 otherwise;
+2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from logitsmatch.harness.cases import (
+    DEFAULT_CASES_DIR,
+    Case,
+    CaseError,
+    CaseTarget,
+    find_case,
+    load_all,
+)
+from logitsmatch.harness.reports import TargetOutcome, write_reports
+from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
+from logitsmatch.harness.run.machine import Machine, detect_machine
+from logitsmatch.harness.run.skips import unlisted_outcome
+from logitsmatch.harness.run.target import run_target
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="logitsmatch check",
+        description="Run cases on this machine and compare them with their goldens.",
+    )
+    p.add_argument("cases", nargs="*", help="case names (cases/<name>.yaml), files or folders")
+    p.add_argument("--all", action="store_true", help="every case in --cases-dir")
+    p.add_argument(
+        "--platform",
+        default="auto",
+        help="the platform to check (default auto: this machine's); targets of another "
+        "platform than this machine's are skipped with a reason",
+    )
+    p.add_argument("--cases-dir", type=Path, default=DEFAULT_CASES_DIR)
+    p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="default: runs/")
+    p.add_argument("--report-dir", type=Path, help="where the combined reports go")
+    return p
+
+
+def check_main(argv: list[str], machine: Machine | None = None) -> int:
+    """Run the command (``machine``: this machine, detected when not given)."""
+    args = parser().parse_args(argv)
+    if bool(args.cases) == args.all:
+        print("logitsmatch check: give case names or --all (not both)", file=sys.stderr)
+        return 2
+    try:
+        cases = (
+            load_all(args.cases_dir)
+            if args.all
+            else [find_case(c, args.cases_dir) for c in args.cases]
+        )
+    except CaseError as exc:
+        print(f"logitsmatch check: error: {exc}", file=sys.stderr)
+        return 2
+    machine = machine or detect_machine()
+    platform = machine.platform if args.platform == "auto" else args.platform
+    print(f"logitsmatch check: this machine is {machine.describe()}", file=sys.stderr)
+    if args.all and not any(platform in c.platforms for c in cases):
+        print(
+            f"logitsmatch check: no case in {args.cases_dir}/ runs on platform {platform!r}",
+            file=sys.stderr,
+        )
+        return 1
+    outcomes = [_one(case, platform, machine, args.runs_root) for case in cases]
+    report_dir = args.report_dir or _default_report_dir(outcomes, platform, args.runs_root)
+    # why: rich assumes 80 columns when not on a terminal; CI logs have room for the table.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    files = write_reports(outcomes, report_dir, console=console)
+    print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _one(case: Case, platform: str, machine: Machine, runs_root: Path) -> TargetOutcome:
+    if platform not in case.platforms:
+        return unlisted_outcome(case, platform)
+    result = run_target(CaseTarget(case, platform), machine, runs_root=runs_root)
+    outcome = result.outcome
+    where = f" (run folder {result.run_dir})" if result.run_dir else ""
+    first = f" {outcome.reason.splitlines()[0]}" if outcome.reason else ""
+    print(f"logitsmatch: {outcome.id}: {outcome.status.upper()}{first}{where}", file=sys.stderr)
+    return outcome
+
+
+def _default_report_dir(outcomes: list[TargetOutcome], platform: str, runs_root: Path) -> Path:
+    if len(outcomes) == 1:
+        return target_parent(outcomes[0].id, runs_root=runs_root)
+    return new_run_folder(target_parent(f"all@{platform}", runs_root=runs_root))

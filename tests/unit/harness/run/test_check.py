@@ -1,0 +1,80 @@
+"""`logitsmatch check`: exit codes, skips with reasons, where the combined reports go."""
+
+import json
+import shlex
+import sys
+
+import pytest
+
+from logitsmatch.harness.run import Machine
+from logitsmatch.harness.run.check import check_main
+
+CPU = Machine("cpu", "Some CPU", 0)
+GOLDEN = {
+    "0": {
+        "input_prompt": "hello",
+        "generated_text": " a",
+        "generated_tokens": [5],
+        "logprobs": [-1.0, -0.5],
+    }
+}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """cases/good (its engine writes the golden), cases/bad (a changed token), goldens."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOGITSMATCH_RUN_DIR", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    bad = json.loads(json.dumps(GOLDEN))
+    bad["0"]["generated_tokens"] = [6]
+    for name, output in (("good", GOLDEN), ("bad", bad)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(output))
+        copy = f"import shutil, sys; shutil.copy({str(tmp_path / name)!r} + '.json', sys.argv[1])"
+        engine = shlex.join([sys.executable, "-c", copy]) + " {output_path}"
+        case = tmp_path / "cases" / f"{name}.yaml"
+        case.parent.mkdir(exist_ok=True)
+        case.write_text(
+            f"ENGINE: {json.dumps(engine)}\nDRIVER: in-process\nPROMPTS: [hello]\n"
+            "PLATFORMS:\n  cpu: {expected: pass}\n  dgx_h100: {expected: pass}\n"
+        )
+        golden = tmp_path / "golden" / "cpu" / f"{name}.json"
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(json.dumps(GOLDEN))
+    return tmp_path
+
+
+def test_usage_errors(project, capsys):
+    assert check_main([], machine=CPU) == 2
+    assert check_main(["good", "--all"], machine=CPU) == 2
+    assert check_main(["nosuch"], machine=CPU) == 2
+    assert "no case 'nosuch' in cases/ (known: bad, good)" in capsys.readouterr().err
+
+
+def test_one_passing_target_reports_where_ci_looks(project):
+    assert check_main(["good"], machine=CPU) == 0
+    junit = (project / "runs" / "good@cpu" / "junit.xml").read_text()
+    assert 'tests="1" failures="0" errors="0" skipped="0"' in junit
+
+
+def test_a_target_of_another_platform_is_skipped_and_exit_0(project):
+    assert check_main(["good", "--platform", "dgx_h100"], machine=CPU) == 0
+    junit = (project / "runs" / "good@dgx_h100" / "junit.xml").read_text()
+    assert '<skipped message="this machine is cpu (Some CPU), not dgx_h100"' in junit
+
+
+def test_all_fails_when_one_fails_and_writes_one_combined_summary(project, capsys):
+    assert check_main(["--all"], machine=CPU) == 1
+    (summary,) = (project / "runs" / "all@cpu").glob("*/summary.md")
+    text = summary.read_text()
+    assert "1 passed, 1 failed" in text and "`good@cpu`" in text and "`bad@cpu`" in text
+    assert "first diverging token at generated position 0" in text
+    assert "re-record: nox -s record -- bad --platform cpu" in text
+    err = capsys.readouterr().err
+    assert "logitsmatch: bad@cpu: FAILED request '0' generated_tokens: differ at index 0" in err
+    assert " (run folder runs/bad@cpu/" in err
+
+
+def test_all_on_a_platform_no_case_lists_is_an_error(project, capsys):
+    assert check_main(["--all", "--platform", "gb200"], machine=CPU) == 1
+    assert "no case in cases/ runs on platform 'gb200'" in capsys.readouterr().err
