@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,7 @@ PROVENANCE = "_provenance"
 
 def check_value(kind: Kind, value: Any, where: str) -> Any:
     """``value`` if it is of ``kind`` (NaN and inf pass: a run reports what it computed)."""
-    ok = {
+    checks: dict[Kind, Callable[[Any], bool]] = {
         Kind.TEXT: lambda v: isinstance(v, str),
         Kind.TOKENS: lambda v: isinstance(v, list) and all(_is_int(t) for t in v),
         Kind.FLOATS: lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
@@ -175,7 +175,8 @@ def check_value(kind: Kind, value: Any, where: str) -> Any:
         Kind.NUMBERS: lambda v: (
             _is_number(v) or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v))
         ),
-    }[kind]
+    }
+    ok = checks[kind]
     if not ok(value):
         raise RecordError(where, value, kind.value)
     return value

@@ -5,8 +5,8 @@
 
 After the model is built, every element of one weight matrix (``PARAMETER``, layer 0's MLP down
 projection) gets ``--perturb-add`` added, or becomes NaN; then the real generate path runs. The
-engine's code is untouched: this wraps the ``build_stage`` that ``build_engine`` calls. Single-process runs only (ranks
-started by torchrun would run the unwrapped module).
+engine's code is untouched: this wraps the ``build_stage`` that ``build_engine`` calls.
+Single-process runs only (ranks started by torchrun would run the unwrapped module).
 """
 
 from __future__ import annotations

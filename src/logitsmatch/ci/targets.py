@@ -2,7 +2,8 @@
 
 nox's JSON listing holds only the *selected* sessions, and the noxfile selects `logitsmatch`
 by default; every per-target session carries the tag `matrix`, so `nox -l --json -t matrix`
-lists exactly the targets (and nothing else, however the other sessions are named). Stdlib only (CI runners import this with a bare python3).
+lists exactly the targets (and nothing else, however the other sessions are named).
+Stdlib only (CI runners import this with a bare python3).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -42,7 +43,7 @@ class LLMEngine:
         self.cache_config = cache
         self.allocator = BlockAllocator(cache.num_blocks, cache.block_size)
         self.scheduler = Scheduler(scheduler, self.allocator)
-        kv_heads = model.layers[0].attn.num_kv_heads if len(model.layers) else 0
+        kv_heads = model.block(0).attn.num_kv_heads if len(model.layers) else 0
         # One cache per layer of this stage, K heads then V heads: [S, 2 * Hkv_l, D].
         shape = (cache.num_slots, 2 * kv_heads, model.config.head_dim)
         self.kv_caches = [
@@ -162,7 +163,8 @@ class LLMEngine:
                 device=self.device,
             )
             dist.recv(hidden, src=self.ctx.prev_stage_rank)
-        hidden = self.model(hidden, meta, self.kv_caches)
+        # why cast: nn.Module.__call__ returns Any; StageModel.forward returns a Tensor
+        hidden = cast(torch.Tensor, self.model(hidden, meta, self.kv_caches))
         if not self.ctx.is_last_stage:
             dist.send(hidden.contiguous(), dst=self.ctx.next_stage_rank)
         return hidden

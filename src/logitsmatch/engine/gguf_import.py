@@ -150,7 +150,8 @@ def _unpermute(weight: np.ndarray, n_head: int) -> np.ndarray:
     """
     rows = weight.shape[0]
     w = weight.reshape(n_head, rows // n_head // 2, 2, *weight.shape[1:])
-    return w.swapaxes(1, 2).reshape(weight.shape)
+    unpermuted: np.ndarray = w.swapaxes(1, 2).reshape(weight.shape)  # numpy types swapaxes Any
+    return unpermuted
 
 
 def _tensors(reader: Any, config: ModelConfig, path: Path) -> dict[str, np.ndarray]:

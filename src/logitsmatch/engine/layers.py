@@ -7,6 +7,8 @@ Shapes: T tokens, H hidden, D head_dim, F ffn hidden; ``_l`` = this rank's share
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +78,10 @@ class Norm(nn.Module):
 
 class Rotary(nn.Module):
     """Rotary position embedding, HF's rotate_half convention; cos/sin tables in fp32."""
+
+    # the buffers registered in __init__ (nn.Module's __getattr__ types them Tensor | Module)
+    cos: torch.Tensor
+    sin: torch.Tensor
 
     def __init__(self, head_dim: int, max_len: int, theta: float) -> None:
         super().__init__()
@@ -229,5 +235,6 @@ class Block(nn.Module):
         meta: AttentionMetadata,
         kv_cache: torch.Tensor,
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), rope, meta, kv_cache)
-        return x + self.mlp(self.mlp_norm(x))
+        # why cast: nn.Module.__call__ returns Any; Attention and MLP.forward return Tensor
+        x = x + cast(torch.Tensor, self.attn(self.attn_norm(x), rope, meta, kv_cache))
+        return x + cast(torch.Tensor, self.mlp(self.mlp_norm(x)))

@@ -10,6 +10,7 @@ import importlib.util
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ from logitsmatch.engine.weights import (
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Shape-only presets with seeded random weights; they borrow SmolLM2's tokenizer (49152 ids).
-SYNTHETIC = {
+SYNTHETIC: dict[str, dict[str, Any]] = {
     # The shape of Megatron-LM's 583m functional-test model.
     "gpt-583m": dict(
         hidden_size=1152,

@@ -6,6 +6,8 @@ norm and output layer, each its own slice of layers; TP ranks hold their vocab/h
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -71,9 +73,13 @@ class StageModel(nn.Module):
         """K + V bytes one token takes in this stage's cache (its layers, its KV heads)."""
         if not len(self.layers):
             return 1
-        heads = self.layers[0].attn.num_kv_heads
+        heads = self.block(0).attn.num_kv_heads
         element = torch.empty((), dtype=self.dtype).element_size()
         return max(1, 2 * len(self.layers) * heads * self.config.head_dim * element)
+
+    def block(self, index: int) -> Block:
+        """Layer ``index`` of this stage, typed (nn.ModuleList's items are plain Modules)."""
+        return cast(Block, self.layers[index])
 
     def embed_tokens(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """tokens: [T] -> [T, H]; vocab-parallel: ids outside this shard give 0, then all-reduce."""

@@ -28,6 +28,15 @@ def _pre_tokenizer(pre: str) -> pre_tokenizers.PreTokenizer:
     return byte_level
 
 
+def _merge_pair(merge: str) -> tuple[str, str]:
+    """``"left right"`` as ``(left, right)``, split at the first space as BPE expects."""
+    left, sep, right = merge.partition(" ")
+    if not sep:
+        # the TypeError tokenizers' BPE raises for a merge that is not a pair, said plainly
+        raise TypeError(f"GGUF merge {merge!r} is not a 'left right' pair")
+    return left, right
+
+
 def tokenizer_json_from_gguf_fields(
     *, tokens: list[str], token_types: list[int], merges: list[str], model: str, pre: str
 ) -> str:
@@ -37,7 +46,7 @@ def tokenizer_json_from_gguf_fields(
             f"GGUF tokenizer model {model!r} is not supported (only byte-level 'gpt2')"
         )
     vocab = {token: index for index, token in enumerate(tokens)}
-    pairs = [tuple(m.split(" ", 1)) for m in merges]
+    pairs = [_merge_pair(m) for m in merges]
     tok = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
     tok.pre_tokenizer = _pre_tokenizer(pre)
     tok.decoder = decoders.ByteLevel()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 
@@ -25,6 +25,22 @@ class WeightSource(Protocol):
         ...
 
 
+class _SafeSlice(Protocol):
+    """The typed face of safetensors' ``PySafeSlice`` (its stubs leave it untyped)."""
+
+    def get_shape(self) -> list[int]: ...
+
+    def __getitem__(self, index: slice | tuple[slice, slice]) -> torch.Tensor: ...
+
+
+class _SafeOpen(Protocol):
+    """The typed face of a ``safe_open(..., framework="pt")`` handle (stubs leave it untyped)."""
+
+    def keys(self) -> list[str]: ...
+
+    def get_slice(self, name: str) -> _SafeSlice: ...
+
+
 class SafetensorsSource:
     """One or more ``*.safetensors`` files in a folder, memory-mapped; slices are read lazily."""
 
@@ -35,9 +51,10 @@ class SafetensorsSource:
         files = sorted(self.folder.glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"no *.safetensors files in {self.folder}")
-        self._where: dict[str, object] = {}
+        self._where: dict[str, _SafeOpen] = {}
         for file in files:
-            handle = safe_open(str(file), framework="pt")
+            # why cast: safetensors' stubs declare safe_open's methods without types
+            handle = cast(_SafeOpen, safe_open(str(file), framework="pt"))
             for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
                 self._where[key] = handle
 
@@ -49,7 +66,7 @@ class SafetensorsSource:
     ) -> torch.Tensor:
         if name not in self._where:
             raise KeyError(f"tensor {name!r} not found in {self.folder}")
-        view = self._where[name].get_slice(name)  # type: ignore[attr-defined]
+        view = self._where[name].get_slice(name)
         r = slice(*rows) if rows else slice(None)
         if len(view.get_shape()) == 1:
             tensor = view[r]

@@ -183,7 +183,8 @@ class Client:
         future = await self.add_request(prompt, sampling, request_id, deadline, queue.put_nowait)
         while not future.done():
             getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {getter, future}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 yield StreamEvent(getter.result().offset, list(getter.result().tokens))
             else:
@@ -284,6 +285,7 @@ class Client:
             self._set_lost(
                 f"could not send to the coordinator at {self.address} within {self.timeout_s} s"
             )
+            assert self._lost is not None  # _set_lost just set it
             raise self._lost from None
 
     async def _receive(self) -> None:
@@ -357,11 +359,12 @@ class Client:
                 return
 
     def _set_lost(self, why: str) -> None:
-        self._lost = CoordinatorLost(f"client {self.name!r}: {why}")
-        self._fail_all(lambda rid: self._lost)
+        lost = CoordinatorLost(f"client {self.name!r}: {why}")
+        self._lost = lost
+        self._fail_all(lambda rid: lost)
         for waiter in self._waiters.values():
             if not waiter.done():
-                waiter.set_exception(self._lost)
+                waiter.set_exception(lost)
 
     def _expire(self, rid: str, limit: float) -> None:
         pending = self._take(rid)
@@ -384,7 +387,7 @@ class Client:
             pending.timer.cancel()
         return pending
 
-    def _fail_all(self, error: Callable[[str], BaseException | None]) -> None:
+    def _fail_all(self, error: Callable[[str], BaseException]) -> None:
         for rid in list(self._pending):
             pending = self._take(rid)
             if pending is not None:

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import zmq
 
@@ -84,7 +85,8 @@ class Coordinator:
             self.sock.setsockopt(zmq.IPV6, 1)
             host = f"[{host}]"
         self.sock.bind(f"tcp://{host}:{port or '*'}")
-        return self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        endpoint = cast(bytes, self.sock.getsockopt(zmq.LAST_ENDPOINT))  # a bytes option
+        return endpoint.decode()
 
     # ---- loop ------------------------------------------------------------------------------
 
@@ -239,8 +241,10 @@ class Coordinator:
             )
         elif isinstance(msg, Reply):
             self.registry.complete(msg.request_id)
+            assert route is not None  # decode makes request_id non-empty, so None was dropped
             self._send(route.client, Reply(route.request_id, msg.record, replica.name))
         elif isinstance(msg, Partial):
+            assert route is not None  # as for Reply
             self._send(
                 route.client, Partial(route.request_id, msg.offset, msg.tokens, replica.name)
             )
@@ -248,6 +252,7 @@ class Coordinator:
             if route is None:
                 log.warning("replica %r reported: %s: %s", replica.name, msg.code, msg.message)
             else:
+                assert msg.request_id is not None  # a route is only looked up for a request_id
                 self.registry.complete(msg.request_id)
                 self._send(
                     route.client,

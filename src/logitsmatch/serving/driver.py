@@ -79,7 +79,8 @@ async def drive(
             + "; ".join(failures[:5])
             + (" ..." if len(failures) > 5 else "")
         )
-    return to_output_json(results, elapsed)
+    records = [r for r in results if not isinstance(r, BaseException)]  # all of them, now
+    return to_output_json(records, elapsed)
 
 
 def to_output_json(records: Sequence[dict[str, Any]], elapsed_s: float) -> OutputJSON:

@@ -13,6 +13,7 @@ and bye to clients when it shuts down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -293,7 +294,7 @@ def _bye(b: Body, lim: Limits) -> Bye:
     return Bye()
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Body, Limits], Message]] = {
     "connect": _connect,
     "ack": _ack,
     "submit": _submit,
