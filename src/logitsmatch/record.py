@@ -149,11 +149,6 @@ REQUEST_FIELDS: tuple[FieldSpec, ...] = tuple(
     FieldSpec(f.name, *f.metadata["spec"]) for f in fields(RequestRecord) if "spec" in f.metadata
 )
 REQUEST_FIELD_NAMES: frozenset[str] = frozenset(spec.name for spec in REQUEST_FIELDS)
-# Fields that say what the engine produced (not when): a re-recorded golden's diff shows these.
-CONTENT_TEXT_FIELDS: tuple[str, ...] = tuple(
-    spec.name for spec in REQUEST_FIELDS if spec.kind is Kind.TEXT and not spec.timing
-)
-
 RUN_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("throughput", Kind.NUMBERS, "generated tokens / wall time, one per run", timing=True),
     FieldSpec("mem-max-allocated-bytes", Kind.NUMBERS, "peak memory the engine allocated"),

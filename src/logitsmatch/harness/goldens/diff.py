@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logitsmatch.harness.judge.divergence import abs_delta
-from logitsmatch.record import CONTENT_TEXT_FIELDS, request_ids
+from logitsmatch.record import REQUEST_FIELDS, request_ids
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,21 @@ def diff_goldens(
     )
 
 
+# why not the timings (latency, ttft, ...): they change on every run and would make every diff
+# non-empty. Tokens and logprobs are reported with their positions instead.
+_OTHER_FIELDS = tuple(
+    spec.name
+    for spec in REQUEST_FIELDS
+    if not spec.timing and spec.name not in ("generated_tokens", "logprobs")
+)
+
+
+def _field_change(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    if name not in old:
+        return f"{name} (added)"
+    return f"{name} (removed)" if name not in new else name
+
+
 def _request_change(rid: str, old: Any, new: Any) -> RequestChange | None:
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
         return None if old == new else RequestChange(rid, (), 0.0, None, ("entry",))
@@ -110,9 +125,7 @@ def _request_change(rid: str, old: Any, new: Any) -> RequestChange | None:
     old_lp, new_lp = old.get("logprobs", []), new.get("logprobs", [])
     deltas = [abs_delta(a, b) for a, b in zip(old_lp, new_lp, strict=False)]
     lengths = None if len(old_lp) == len(new_lp) else (len(old_lp), len(new_lp))
-    # why only these: timings (latency, ttft, ...) change on every run and would make every
-    # diff non-empty; tokens and logprobs are reported above, with positions.
-    fields = tuple(f for f in CONTENT_TEXT_FIELDS if old.get(f) != new.get(f))
+    fields = tuple(_field_change(f, old, new) for f in _OTHER_FIELDS if old.get(f) != new.get(f))
     biggest = max(deltas, default=0.0)
     if not tokens and biggest == 0.0 and lengths is None and not fields:
         return None

@@ -204,3 +204,11 @@ def test_megatrons_run_level_fields_are_not_taken_for_requests():
     assert request_ids(doc) == ["0"]
     with pytest.raises(OutputFormatError, match=r"lifetime_prefill_token_count: expected an int"):
         validate_output({"lifetime_prefill_token_count": 1.5}, "g.json", allow_nonfinite=False)
+
+
+def test_a_diff_names_a_field_a_request_gained_or_lost():
+    old = {"0": {"generated_tokens": [1], "latency": 1.0}}
+    new = {"0": {"generated_tokens": [1], "latency": 2.0, "top_n_logprobs": [{"1": -0.1}]}}
+    assert diff_goldens(old, new).changed[0].fields == ("top_n_logprobs (added)",)
+    assert diff_goldens(new, old).changed[0].fields == ("top_n_logprobs (removed)",)
+    assert diff_goldens(old, {"0": {"generated_tokens": [1], "latency": 3.0}}).empty
