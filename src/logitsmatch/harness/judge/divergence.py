@@ -13,6 +13,12 @@ from typing import Any
 
 from logitsmatch.harness.judge.verdict import Divergence, DivergenceKind
 
+# why 0.25 nats: a benign numerical change moves logprobs by rounding-sized amounts (bf16 vs
+# fp32: 0.06-0.15 before the first differing token, tests/integration/engine/test_bf16.py), so it
+# can only swap two tokens that close. Two tokens 5 nats apart (both still in a top-5) swap only
+# when something really changed.
+NEAR_TIE_NATS = 0.25
+
 
 def abs_delta(golden: Any, current: Any) -> float:
     """|golden - current|, or inf when either side is not a finite number (never within a tol)."""
@@ -35,8 +41,9 @@ def analyse_divergence(
     """Classify the generated token at ``position`` where golden and current differ.
 
     A near-tie is what a benign numerical change (another reduction order, bf16 rounding)
-    produces: each side's token is among the other side's top-n candidates there. Where the
-    golden carries no top-n, only the current side can be checked, and the note says so.
+    produces: each side's token is among the other side's top-n candidates there, within
+    ``NEAR_TIE_NATS`` of the token chosen. Where the golden carries no top-n, only the current
+    side can be checked, and the note says so.
     """
     g_tokens, c_tokens = golden.get("generated_tokens", []), current.get("generated_tokens", [])
     g_tok = g_tokens[position] if position < len(g_tokens) else None
@@ -64,15 +71,15 @@ def analyse_divergence(
             g_gap,
             "the run has no top-n logprobs (ask the engine for --top-n-logprobs)",
         )
-    in_current = g_tok in c_top
+    in_current = g_tok in c_top and _margin(c_top, c_tok, g_tok) <= NEAR_TIE_NATS
     note = ""
     if g_top is None:
         in_golden = True
         note = "the golden has no top-n logprobs; only the current side was checked"
     else:
-        in_golden = c_tok in g_top
-    if in_current:
-        margin = c_top.get(c_tok, max(c_top.values())) - c_top[g_tok]
+        in_golden = c_tok in g_top and _margin(g_top, g_tok, c_tok) <= NEAR_TIE_NATS
+    if g_tok in c_top:
+        margin = _margin(c_top, c_tok, g_tok)
         note = "; ".join(
             x
             for x in (note, f"golden token is {margin:.4g} below the current token in the run")
@@ -113,6 +120,11 @@ def _top_n_at(request: Mapping[str, Any], position: int) -> dict[int, float] | N
         return {int(k): float(v) for k, v in tops[position].items()}
     except (TypeError, ValueError):
         return None
+
+
+def _margin(top: dict[int, float], chosen: int, other: int) -> float:
+    """How far ``other`` is below the ``chosen`` token in one side's top-n (nats)."""
+    return top.get(chosen, max(top.values())) - top[other]
 
 
 def _gap(top: dict[int, float] | None) -> float | None:

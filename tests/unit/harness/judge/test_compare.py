@@ -56,6 +56,18 @@ def test_near_tie_when_each_token_is_in_the_others_top_n():
     assert "near-tie" in d.describe() and "current top-1/top-2 gap 0.0002" in d.describe()
 
 
+def test_real_change_when_both_tokens_are_in_the_top_n_but_far_apart():
+    # The reference case's widest gap, 5.3 nats: within a top-5 on both sides, not a near-tie.
+    golden = {
+        "0": request([5, 6], [-1, -2, -0.1, -0.2], top_n=[{"5": -0.1}, {"6": -0.2, "9": -5.5}])
+    }
+    current = {
+        "0": request([5, 9], [-1, -2, -0.1, -5.5], top_n=[{"5": -0.1}, {"6": -0.2, "9": -5.5}])
+    }
+    d = compare(golden, current).requests[0].divergence
+    assert (d.position, d.kind) == (1, "real change")
+
+
 def test_real_change_when_the_golden_token_left_the_top_n():
     current = {
         "0": request(
