@@ -14,9 +14,12 @@ from logitsmatch.engine.loader import build_stage
 
 # bf16 keeps 8 significant bits: logits of magnitude 16-32 are rounded to steps of 0.125, so
 # rounding the two logits a logprob depends on most can move it by up to ~0.125 on its own.
-# Measured against fp32 before the first differing token, on the CPU: 0.057-0.147, and
-# 0.103-0.112 with --batch-invariant (the dgx_h100 cases' mode).
-BF16_LOGPROB_BOUND = 0.25
+# Measured against fp32 before the first differing token, on the CPU: 0.103-0.112 with
+# --batch-invariant (the dgx_h100 cases' mode; float64 accumulation, so any CPU gives this).
+# The fast mode runs the CPU's own bf16 GEMM, which depends on the ISA: 0.057-0.147 on a CPU
+# without avx512_bf16, 0.119-0.343 on one with it (oneDNN's bf16 dot-product kernels), so its
+# bound is four bf16 steps. A dtype bug (an fp32 activation meeting a bf16 weight) fails outright.
+BF16_LOGPROB_BOUND = {True: 0.25, False: 0.5}  # by batch_invariant
 
 
 @pytest.mark.parametrize("batch_invariant", [False, True], ids=["fast", "batch_invariant"])
@@ -44,4 +47,5 @@ def test_bf16_follows_fp32_until_tokens_part(
         )
         assert agree >= 1, f"{a.input_prompt!r}: bf16's first token differs from fp32's"
         assert all(math.isfinite(v) for v in b.logprobs)
-        assert worst <= BF16_LOGPROB_BOUND, f"{a.input_prompt!r}: max |dlogprob| {worst:.3f}"
+        bound = BF16_LOGPROB_BOUND[batch_invariant]
+        assert worst <= bound, f"{a.input_prompt!r}: max |dlogprob| {worst:.3f}"
