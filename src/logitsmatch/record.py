@@ -35,6 +35,7 @@ class Kind(enum.Enum):
     SECONDS = "a number of seconds >= 0"
     COUNT = "an int >= 0"
     NUMBERS = "a number or a non-empty list of numbers"
+    COUNTS = "an object of {name: int >= 0}"
 
 
 class RecordError(ValueError):
@@ -108,6 +109,14 @@ class RequestRecord:
     step_count: int | None = field(
         default=None, metadata=_meta(Kind.COUNT, "engine steps the request was in", timing=True)
     )
+    cuda_graph_request_count_map: dict[str, int] | None = field(
+        default=None,
+        metadata=_meta(
+            Kind.COUNTS,
+            "Megatron: CUDA-graph batch sizes used (a GPU execution detail, never compared)",
+            timing=True,
+        ),
+    )
     finish_reason: str | None = field(
         default=None, metadata=_meta(Kind.TEXT, "length, termination_id, stop_string, aborted")
     )
@@ -125,7 +134,11 @@ class RequestRecord:
 
     @classmethod
     def from_json(cls, request_id: str, data: Mapping[str, Any]) -> RequestRecord:
-        """Type-check ``data`` (unknown keys are refused); raises RecordError naming the field."""
+        """Type-check ``data`` (unknown keys are refused); raises RecordError naming the field.
+
+        A null value is an absent field: Megatron-LM writes ``"top_n_logprobs": null`` when a
+        request has none.
+        """
         if not isinstance(data, Mapping):
             raise RecordError(repr(request_id), data, "an object of output fields")
         for key in data:
@@ -134,7 +147,7 @@ class RequestRecord:
         values = {
             spec.name: check_value(spec.kind, data[spec.name], f"{request_id!r}.{spec.name}")
             for spec in REQUEST_FIELDS
-            if spec.name in data
+            if data.get(spec.name) is not None
         }
         return cls(request_id=request_id, **values)
 
@@ -153,6 +166,15 @@ RUN_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("throughput", Kind.NUMBERS, "generated tokens / wall time, one per run", timing=True),
     FieldSpec("mem-max-allocated-bytes", Kind.NUMBERS, "peak memory the engine allocated"),
     FieldSpec("lifetime_prefill_token_count", Kind.COUNT, "prompt tokens actually prefilled"),
+    # Megatron-LM's async scheduler (--inference-dynamic-batching-async-sched-mode): how many
+    # steps it overlapped and compacted. Counts of a GPU scheduling detail, never compared.
+    FieldSpec("async_sched_step_count", Kind.COUNT, "steps run by the async scheduler", timing=True),
+    FieldSpec(
+        "async_sched_compaction_step_count",
+        Kind.COUNT,
+        "async-scheduler steps that compacted the batch",
+        timing=True,
+    ),
 )
 RUN_FIELD_NAMES: frozenset[str] = frozenset(spec.name for spec in RUN_FIELDS)
 PROVENANCE = "_provenance"
@@ -167,6 +189,8 @@ def check_value(kind: Kind, value: Any, where: str) -> Any:
         Kind.TOP_N: _is_top_n,
         Kind.SECONDS: lambda v: _is_number(v) and not v < 0,
         Kind.COUNT: lambda v: _is_int(v) and v >= 0,
+        Kind.COUNTS: lambda v: isinstance(v, dict)
+        and all(isinstance(k, str) and _is_int(n) and n >= 0 for k, n in v.items()),
         Kind.NUMBERS: lambda v: (
             _is_number(v) or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v))
         ),

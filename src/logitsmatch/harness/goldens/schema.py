@@ -102,7 +102,8 @@ class _Checker:
         where = repr(rid)
         self.kind(value, Mapping, "an object with generated_tokens/logprobs/generated_text", where)
         for spec in REQUEST_FIELDS:
-            if spec.name in value:
+            # why: null is an absent field (Megatron-LM writes "top_n_logprobs": null).
+            if value.get(spec.name) is not None:
                 self.by_kind(spec.kind, value[spec.name], f"{where}.{spec.name}")
 
     def by_kind(self, kind: Kind, value: Any, where: str) -> None:
@@ -118,6 +119,12 @@ class _Checker:
             self.top_n(value, where)
         elif kind is Kind.NUMBERS:
             self.number_or_numbers(value, where)
+        elif kind is Kind.COUNTS:
+            self.kind(value, Mapping, kind.value, where)
+            for name, count in value.items():
+                self.kind(count, int, "an int >= 0", f"{where}[{name!r}]")
+                if count < 0:
+                    self.fail(f"{where}[{name!r}]", "an int >= 0", count)
         else:  # SECONDS, COUNT
             self.number(value, where)
             if value < 0 or (kind is Kind.COUNT and not isinstance(value, int)):
