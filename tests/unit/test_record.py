@@ -1,6 +1,8 @@
 """The output record: one definition of the fields, their kinds, and the output JSON."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,9 @@ MEGATRON_FIELDS = {
     "ttft",
     "step_count",
     "finish_reason",
+    "cuda_graph_request_count_map",
 }
+CORPUS = Path(__file__).parents[1] / "data" / "megatron"
 
 
 def test_the_record_has_megatrons_current_names():
@@ -36,9 +40,25 @@ def test_the_record_has_megatrons_current_names():
         "throughput",
         "mem-max-allocated-bytes",
         "lifetime_prefill_token_count",
+        "async_sched_step_count",
+        "async_sched_compaction_step_count",
     } == RUN_FIELD_NAMES
     timing = {spec.name for spec in REQUEST_FIELDS if spec.timing}
-    assert timing == {"latency", "ttft", "step_count"}
+    assert timing == {"latency", "ttft", "step_count", "cuda_graph_request_count_map"}
+
+
+def test_every_key_of_the_vendored_megatron_goldens_is_a_record_field():
+    goldens = sorted(CORPUS.glob("*/golden_values_*.json"))
+    assert len(goldens) == 32  # 31 folders; async_sched has an H100 and a GB200 golden
+    request_keys, run_keys = set(), set()
+    for path in goldens:
+        for key, value in json.loads(path.read_text()).items():
+            if key.isdigit():
+                request_keys |= set(value)
+            else:
+                run_keys.add(key)
+    assert request_keys <= {spec.name for spec in REQUEST_FIELDS}
+    assert run_keys <= RUN_FIELD_NAMES
 
 
 def test_to_json_omits_unset_fields_and_round_trips():
