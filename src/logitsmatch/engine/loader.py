@@ -10,7 +10,6 @@ import importlib.util
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -18,6 +17,7 @@ from logitsmatch.engine.config import ModelConfig
 from logitsmatch.engine.gguf_import import ensure_converted
 from logitsmatch.engine.model import StageModel
 from logitsmatch.engine.parallel_context import ParallelContext
+from logitsmatch.engine.presets import PRESETS, SYNTHETIC
 from logitsmatch.engine.tokenizer import Tokenizer
 from logitsmatch.engine.weights import (
     SafetensorsSource,
@@ -27,41 +27,6 @@ from logitsmatch.engine.weights import (
 )
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-# Shape-only presets with seeded random weights; they borrow SmolLM2's tokenizer (49152 ids).
-SYNTHETIC: dict[str, dict[str, Any]] = {
-    # The shape of Megatron-LM's 583m functional-test model.
-    "gpt-583m": dict(
-        hidden_size=1152,
-        num_layers=24,
-        num_heads=16,
-        num_kv_heads=16,
-        ffn_hidden_size=4608,
-        max_seq_len=4096,
-    ),
-    # Small enough for fast tests; 8 heads / 8 KV heads allow tp2, tp4, tp8.
-    "tiny": dict(
-        hidden_size=64,
-        num_layers=4,
-        num_heads=8,
-        num_kv_heads=8,
-        ffn_hidden_size=128,
-        max_seq_len=1024,
-    ),
-    # GPT-2 style: LayerNorm, GELU, learned positions.
-    "tiny-gpt2": dict(
-        hidden_size=64,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=4,
-        ffn_hidden_size=256,
-        max_seq_len=512,
-        norm="layernorm",
-        activation="gelu",
-        positions="learned",
-    ),
-}
-PRESETS = ("smollm2-135m", *SYNTHETIC)
 
 
 class ModelNotFoundError(ValueError):

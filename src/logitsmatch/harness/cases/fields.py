@@ -13,6 +13,7 @@ import os
 import re
 import string
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,41 @@ def engine(source: Path, value: Any, args: Mapping[str, Any]) -> str:
     return value
 
 
-def prompts(source: Path, raw: Mapping[str, Any], args: Mapping[str, Any]) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class PromptFile:
+    """A case's ``--prompt-file`` (its ``${VAR}``s unexpanded) and ``--prompt-file-num-truncate``.
+
+    Read when the case runs (``read``), so that a folder whose data path is not set here still
+    loads; read at load too when its variables are set, so that a bad file fails early.
+    """
+
+    source: Path
+    name: str
+    limit: int | None = None
+
+    def read(self, environ: Mapping[str, str]) -> tuple[str, ...]:
+        """The prompts; a CaseError naming the case, the field and the value when it cannot."""
+        key = "MODEL_ARGS.--prompt-file"
+        path = Path(expand(self.name, environ, source=self.source, field=key, what="a path"))
+        path = path if path.is_absolute() else self.source.parent / path
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise fail(
+                self.source, key, f"a readable JSONL file ({exc.strerror}: {path})", self.name
+            ) from None
+        out = [p for p in (_prompt_line(path, n, line) for n, line in enumerate(lines, 1)) if p]
+        if not out:
+            raise CaseError(f"{path}: no prompt in the file (from {self.source} {key})")
+        return tuple(out[: self.limit])
+
+    def resolvable(self, environ: Mapping[str, str]) -> bool:
+        return all(name in environ for name in VAR_RE.findall(self.name))
+
+
+def prompts(
+    source: Path, raw: Mapping[str, Any], args: Mapping[str, Any]
+) -> tuple[str, ...] | PromptFile:
     """The requests' prompts: PROMPTS, MODEL_ARGS --prompts or --prompt-file (exactly one)."""
     given = [
         k
@@ -261,8 +296,17 @@ def prompts(source: Path, raw: Mapping[str, Any], args: Mapping[str, Any]) -> tu
             f"{source}: {given[1]}: the prompts are already given by {given[0]}; "
             "expected exactly one of PROMPTS, --prompts, --prompt-file"
         )
+    if "--prompt-file-num-truncate" in args and given[0] != "--prompt-file":
+        raise CaseError(
+            f"{source}: MODEL_ARGS.--prompt-file-num-truncate: only with --prompt-file"
+        )
     if given[0] == "--prompt-file":
-        return _prompt_file(source, args["--prompt-file"])
+        name = text(source, "MODEL_ARGS.--prompt-file", args["--prompt-file"])
+        limit = args.get("--prompt-file-num-truncate")
+        if limit is not None:
+            limit = positive_int(source, "MODEL_ARGS.--prompt-file-num-truncate", limit)
+        found = PromptFile(source, name, limit)
+        return found.read(os.environ) if found.resolvable(os.environ) else found
     key = "PROMPTS" if given[0] == "PROMPTS" else "MODEL_ARGS.--prompts"
     value = raw["PROMPTS"] if given[0] == "PROMPTS" else args["--prompts"]
     items = [value] if isinstance(value, str) and key != "PROMPTS" else value
@@ -271,34 +315,22 @@ def prompts(source: Path, raw: Mapping[str, Any], args: Mapping[str, Any]) -> tu
     return tuple(items)
 
 
-def _prompt_file(source: Path, value: Any) -> tuple[str, ...]:
-    key = "MODEL_ARGS.--prompt-file"
-    name = text(source, key, value)
-    path = Path(expand(name, os.environ, source=source, field=key, what="a path"))
-    path = path if path.is_absolute() else source.parent / path
+def _prompt_line(path: Path, number: int, line: str) -> str | None:
+    """One JSONL line's prompt: a JSON string, or an object's "prompt" or "text" (Megatron's)."""
+    if not line.strip():
+        return None
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise fail(source, key, f"a readable JSONL file ({exc.strerror}: {path})", name) from None
-    out = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CaseError(
-                f"{path}:{number}: not JSON ({exc.msg}); expected a JSON string or "
-                '{"prompt": ...} a line'
-            ) from None
-        if isinstance(item, Mapping):
-            item = item.get("prompt", item.get("text"))
-        if not isinstance(item, str) or not item:
-            raise CaseError(
-                f"{path}:{number}: expected a non-empty string or an object with a "
-                "'prompt' (or 'text') string"
-            )
-        out.append(item)
-    if not out:
-        raise CaseError(f"{path}: no prompt in the file (from {source} {key})")
-    return tuple(out)
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CaseError(
+            f"{path}:{number}: not JSON ({exc.msg}); expected a JSON string or "
+            '{"prompt": ...} a line'
+        ) from None
+    if isinstance(item, Mapping):
+        item = item.get("prompt", item.get("text"))
+    if not isinstance(item, str) or not item:
+        raise CaseError(
+            f"{path}:{number}: expected a non-empty string or an object with a "
+            "'prompt' (or 'text') string"
+        )
+    return item

@@ -1,14 +1,11 @@
-"""The builtin engine's command line for a case: which MODEL_ARGS pass through, and the rest.
+"""The builtin engine's command line for a case, its environment, and ``${VAR}`` expansion.
 
-A case's MODEL_ARGS use Megatron-LM's names, and Megatron test cases carry many flags that only
-its training/inference scripts know (``--use-mcore-models``, ``--load``, ``--tokenizer-model``,
-...). ``logitsmatch generate`` would reject those, so only the flags in ``PASSED_THROUGH`` reach
-it; the others are *ignored* and the runner says so once in the run log. The flags in
-``RUNNER_OWNED`` come from the run itself (prompts file, output path, deadline, device): a
-case's ``--prompts``/``--prompt-file`` are read by the case loader and passed as the runner's
-prompts file, its other runner-owned flags are ignored. ``mode_flags`` picks the engine's path
-from the case's DRIVER: ``zmq`` runs through the ZeroMQ coordinator (``generate --zmq``). A test
-checks these sets against ``logitsmatch generate``'s own parsers.
+Which MODEL_ARGS reach ``logitsmatch generate`` is the flag table's call
+(``flag_table.py``: ``Case.flags.engine_args``) plus the model binding's flags
+(``binding.py``: ``Case.binding.engine_args``); this module turns them into argv. The run itself
+owns the prompts file, the output path, the deadline and the device. ``mode_flags`` picks the
+engine's path from the case's DRIVER: ``zmq`` runs through the ZeroMQ coordinator
+(``generate --zmq``).
 """
 
 from __future__ import annotations
@@ -23,63 +20,14 @@ from logitsmatch.harness.cases.fields import Driver, expand
 from logitsmatch.harness.cases.platforms import Platform
 from logitsmatch.harness.cases.schema import Case, model_args_argv
 
-# Flags of `logitsmatch generate` that a case may set (Megatron's spelling where both exist).
-PASSED_THROUGH = frozenset(
-    {
-        "--model",
-        "--dtype",
-        "--bf16",
-        "--seed",
-        "--synthetic-seed",
-        "--tensor-model-parallel-size",
-        "--pipeline-model-parallel-size",
-        "--data-parallel-size",
-        "--pipeline-layer-split",
-        "--batch-invariant",
-        "--deterministic-mode",
-        "--collective-timeout-s",
-        "--inference-max-seq-length",
-        "--kv-cache-tokens",
-        "--kv-block-size",
-        "--inference-max-requests",
-        "--inference-max-batch-tokens",
-        "--no-chunked-prefill",
-        "--num-tokens-to-generate",
-        "--top-k",
-        "--top_k",
-        "--top-p",
-        "--top_p",
-        "--temperature",
-        "--termination-id",
-        "--stop-strings",
-        "--return-log-probs",
-        "--top-n-logprobs",
-        "--add-bos",
-    }
-)
-# Set by the runner for every run; a case's value for them is ignored.
-RUNNER_OWNED = frozenset(
-    {"--prompts", "--prompt-file", "--output-path", "--run-dir", "--deadline-s", "--device"}
-)
-# Flags that mode_flags() reads from MODEL_ARGS for the ZMQ path (so they are not "ignored").
 ZMQ_FLAGS = ("--incoming-requests-per-step",)
 DEFAULT_REQUESTS_PER_STEP = 32
 _DTYPE_FLAGS = ("--dtype", "--bf16")
-# Read by the case loader: the runner passes the prompts in a file of its own.
-_PROMPT_FLAGS = frozenset({"--prompts", "--prompt-file"})
 
 
-def split_model_args(
-    model_args: Mapping[str, Any], *, zmq: bool = False
-) -> tuple[dict[str, Any], list[str]]:
-    """(the flags passed to the builtin engine, the names of the flags it ignores).
-
-    ``zmq``: the case's DRIVER is zmq: the coordinator, whose ZMQ_FLAGS ``mode_flags`` passes.
-    """
-    passed = {k: v for k, v in model_args.items() if k in PASSED_THROUGH}
-    used = PASSED_THROUGH | _PROMPT_FLAGS | (set(ZMQ_FLAGS) if zmq else set())
-    ignored = [k for k in model_args if k not in used]
-    return passed, ignored
+def engine_args(case: Case) -> dict[str, Any]:
+    """The MODEL_ARGS the builtin engine gets: the model binding's, then the flag table's."""
+    return {**case.binding.engine_args, **case.flags.engine_args}
 
 
 def expand_vars(

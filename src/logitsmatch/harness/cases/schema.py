@@ -65,6 +65,7 @@ the platform table (``logitsmatch.harness.cases.platforms``).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -73,7 +74,9 @@ from pathlib import Path
 from typing import Any
 
 from logitsmatch.harness.cases import fields as f
-from logitsmatch.harness.cases.fields import CaseError, Driver, Expected
+from logitsmatch.harness.cases.binding import ModelBinding, bind_model
+from logitsmatch.harness.cases.fields import CaseError, Driver, Expected, PromptFile
+from logitsmatch.harness.cases.flag_table import FlagReport, RunShape, sort_flags
 from logitsmatch.harness.cases.platforms import PLATFORMS
 from logitsmatch.harness.judge.tolerances import (
     DEFAULT_METRICS,
@@ -82,29 +85,37 @@ from logitsmatch.harness.judge.tolerances import (
     Tolerances,
 )
 
-KEYS = (
-    "DESCRIPTION",
-    "ENV_VARS",
-    "TEST_TYPE",
-    "MODE",
-    "MODEL_ARGS",
-    "METRICS",
-    "PLATFORMS",
-    "NPROC",
-    "TOLERANCES",
-    "N_REPEAT",
-    "DETERMINISTIC",
-    "DEADLINE_S",
-    "ENGINE",
-    "DRIVER",
-    "PROMPTS",
-)
+TEST_TYPES = ("regular", "frozen-start", "ckpt-resume")
+# Every top-level key, with what it is for. Megatron-LM's keys are all here (a folder loads as
+# it is upstream); a key in no row is an error with the nearest key.
+KEYS: dict[str, str] = {
+    "DESCRIPTION": "one line saying what the case checks",
+    "ENV_VARS": "exported to every rank",
+    "TEST_TYPE": "Megatron-LM's test type: " + ", ".join(TEST_TYPES) + "; kept, not used",
+    "MODE": "inference, the only mode this harness runs",
+    "MODEL_ARGS": "the engine's flags (src/logitsmatch/harness/cases/flag_table.py)",
+    "METRICS": "which golden fields must match",
+    "PLATFORMS": "where the case runs and what to expect there",
+    "NPROC": "ranks, when an ENGINE command is given",
+    "TOLERANCES": "per-metric tolerances",
+    "N_REPEAT": "runs, all of which must pass",
+    "DETERMINISTIC": "repeats must be bit-identical",
+    "DEADLINE_S": "the whole run is killed after this",
+    "ENGINE": "builtin, or a command template",
+    "DRIVER": "in-process or zmq",
+    "PROMPTS": "the requests' prompts",
+    "LAUNCHER": "Megatron-LM's launcher (ft_launcher, torchrun): not applicable, the harness "
+    "starts the ranks itself",
+}
 DEFAULT_DEADLINE_S = 900.0
 MEGATRON_CONFIG = "model_config.yaml"
+# Where a Megatron folder's goldens for our platforms go: where our own goldens go.
+DEFAULT_GOLDEN_ROOT = Path("golden")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _GOLDEN_RE = re.compile(r"^golden_values_([a-z0-9]+)_([a-z0-9_]+)\.json$")
 # why: Megatron keeps a golden per environment; "dev" is the one its CI compares by default.
 _ENV_PREFERENCE = ("dev", "lts")
+_MEGATRON_DP_RE = re.compile(r"_dp(\d+)_")
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ class Case:
 
     name: str
     source: Path
-    prompts: tuple[str, ...]
+    prompts: tuple[str, ...] = ()
     metrics: tuple[str, ...] = DEFAULT_METRICS
     model_args: dict[str, Any] = field(default_factory=dict, hash=False)
     env_vars: dict[str, str] = field(default_factory=dict, hash=False)
@@ -132,6 +143,10 @@ class Case:
     description: str = ""
     golden_root: Path = Path("golden")
     megatron_goldens: dict[str, Path] = field(default_factory=dict, hash=False)
+    prompt_file: PromptFile | None = None  # read when the case runs (its ${VAR}s unset at load)
+    flags: FlagReport = field(default_factory=FlagReport, hash=False)
+    binding: ModelBinding = field(default_factory=lambda: ModelBinding("smollm2-135m"))
+    blocked: tuple[str, ...] = ()  # why the builtin engine cannot run it (every target skips)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -139,7 +154,7 @@ class Case:
                 f"{self.source}: case name {self.name!r}: expected letters, digits, "
                 "'_', '.', '-' (it names files and nox sessions)"
             )
-        if not self.prompts:
+        if not self.prompts and self.prompt_file is None and not self.blocked:
             raise CaseError(f"{self.source}: prompts: expected at least one prompt")
         for name in ("tensor_parallel", "pipeline_parallel", "data_parallel", "n_repeat"):
             if getattr(self, name) < 1:
@@ -152,9 +167,14 @@ class Case:
         """Ranks the case needs: tp × pp × dp."""
         return self.tensor_parallel * self.pipeline_parallel * self.data_parallel
 
+    def load_prompts(self, environ: Mapping[str, str]) -> tuple[str, ...]:
+        """The prompts, reading ``--prompt-file`` now if it was not read at load."""
+        return self.prompt_file.read(environ) if self.prompt_file else self.prompts
+
     @property
-    def request_ids(self) -> tuple[str, ...]:
-        return tuple(str(i) for i in range(len(self.prompts)))
+    def megatron(self) -> bool:
+        """A Megatron-LM folder (``<name>/model_config.yaml``), taken as it is upstream."""
+        return self.source.name == MEGATRON_CONFIG
 
     def targets(self) -> list[CaseTarget]:
         return [CaseTarget(self, p) for p in self.platforms]
@@ -235,7 +255,8 @@ def model_args_argv(model_args: Mapping[str, Any]) -> list[str]:
 def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
     """Load ``cases/<name>.yaml`` or a Megatron-LM case folder; raise CaseError when invalid.
 
-    ``golden_root`` defaults to ``golden/`` beside the folder that holds the case.
+    ``golden_root`` defaults to ``golden/`` beside the folder that holds a case file, and to
+    ``golden/`` here (DEFAULT_GOLDEN_ROOT, where our goldens go) for a Megatron folder.
     """
     path = Path(path)
     folder = path if path.is_dir() else None
@@ -243,7 +264,8 @@ def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
     name = folder.name if folder else path.stem
     raw = _read_yaml(source)
     goldens = _megatron_goldens(folder) if folder else {}
-    root = golden_root if golden_root is not None else path.resolve().parent.parent / "golden"
+    default_root = DEFAULT_GOLDEN_ROOT if folder else path.resolve().parent.parent / "golden"
+    root = golden_root if golden_root is not None else default_root
     return _build(name, source, raw, goldens, root, megatron=folder is not None)
 
 
@@ -286,9 +308,9 @@ def _read_yaml(source: Path) -> dict[str, Any]:
         raise CaseError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise f.fail(source, "<top level>", "a mapping of " + ", ".join(KEYS), raw)
-    unknown = [k for k in raw if k not in KEYS]
-    if unknown:
-        raise f.fail(source, str(unknown[0]), "one of the keys " + ", ".join(KEYS), unknown[0])
+    for key in raw:
+        if key not in KEYS:
+            f.choice(source, str(key), key, list(KEYS))
     return raw
 
 
@@ -314,7 +336,8 @@ def _build(
     megatron: bool,
 ) -> Case:
     """``megatron``: a Megatron folder, taken as is (no DRIVER, its goldens' platforms)."""
-    args = f.model_args(source, raw.get("MODEL_ARGS", {}))
+    # why: upstream's script-only folders have `MODEL_ARGS:` with nothing under it (null).
+    args = f.model_args(source, raw.get("MODEL_ARGS") or {})
     metrics = raw.get("METRICS", list(DEFAULT_METRICS))
     if not isinstance(metrics, list) or not metrics or any(m not in KNOWN_METRICS for m in metrics):
         raise f.fail(source, "METRICS", "a non-empty list of " + ", ".join(KNOWN_METRICS), metrics)
@@ -327,21 +350,40 @@ def _build(
         )
     except ToleranceError as exc:
         raise CaseError(f"{source}: TOLERANCES: {exc}") from None
-    platforms_raw = raw.get("PLATFORMS", {p: {"expected": "pass"} for p in goldens})
     tp = f.parallel_size(source, args, "--tensor-model-parallel-size") or 1
     pp = f.parallel_size(source, args, "--pipeline-model-parallel-size") or 1
     dp = f.parallel_size(source, args, "--data-parallel-size")
+    if dp is None and megatron:
+        # why: upstream sets no DP flag; DP is the world size / (tp × pp), and the folder's
+        # name says it (`..._tp1_pp1_dp8_...`).
+        named = _MEGATRON_DP_RE.search(name)
+        dp = int(named.group(1)) if named else None
     engine = f.engine(source, raw.get("ENGINE", "builtin"), args)
     if "NPROC" in raw:
         dp = _nproc_dp(source, f.positive_int(source, "NPROC", raw["NPROC"]), tp, pp, dp, engine)
+    driver = f.driver(source, raw, name, required=not megatron)
+    builtin = engine == "builtin"
+    prompts = () if not args and megatron else f.prompts(source, raw, args)
+    count = len(prompts) if isinstance(prompts, tuple) else None
+    flags = sort_flags(source, args, RunShape(driver, count)) if builtin else FlagReport()
+    blocked = flags.blockers
+    if not args and megatron:
+        blocked = ("no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine",)
+    if blocked and not megatron:
+        raise CaseError(f"{source}: MODEL_ARGS: the builtin engine lacks " + "; ".join(blocked))
+    if megatron and "PLATFORMS" not in raw:
+        platforms = _megatron_platforms(name, goldens, golden_root, blocked)
+    else:
+        platforms = f.platforms(source, raw.get("PLATFORMS", {}), PLATFORMS)
     return Case(
         name=name,
         source=source,
-        prompts=f.prompts(source, raw, args),
+        prompts=prompts if isinstance(prompts, tuple) else (),
+        prompt_file=prompts if isinstance(prompts, PromptFile) else None,
         metrics=tuple(metrics),
         model_args=args,
         env_vars=f.env_vars(source, raw.get("ENV_VARS", {})),
-        platforms=f.platforms(source, platforms_raw, None if megatron else PLATFORMS),
+        platforms=platforms,
         tensor_parallel=tp,
         pipeline_parallel=pp,
         data_parallel=dp or 1,
@@ -356,13 +398,32 @@ def _build(
             source, "DEADLINE_S", raw.get("DEADLINE_S", DEFAULT_DEADLINE_S)
         ),
         engine=engine,
-        test_type=f.text(source, "TEST_TYPE", raw.get("TEST_TYPE", "frozen-start")),
+        test_type=f.choice(source, "TEST_TYPE", raw.get("TEST_TYPE", "frozen-start"), TEST_TYPES),
         mode=mode,
         description=str(raw.get("DESCRIPTION", "")),
         golden_root=golden_root,
         megatron_goldens=goldens,
-        driver=f.driver(source, raw, name, required=not megatron),
+        driver=driver,
+        flags=flags,
+        binding=bind_model(source, args, os.environ) if builtin else ModelBinding(engine),
+        blocked=blocked,
     )
+
+
+def _megatron_platforms(
+    name: str, goldens: Mapping[str, Path], golden_root: Path, blocked: tuple[str, ...]
+) -> dict[str, tuple[Expected, str]]:
+    """A Megatron folder's platforms: those of its own goldens, and cpu, whose golden goes
+    where ours go (not recorded until it exists). A blocked folder skips everywhere."""
+    out: dict[str, tuple[Expected, str]] = {p: (Expected.PASS, "") for p in goldens}
+    if "cpu" not in out:
+        recorded = (golden_root / "cpu" / f"{name}.json").is_file()
+        why = f"no cpu golden yet (nox -s record -- {name} --platform cpu)"
+        out["cpu"] = (Expected.PASS, "") if recorded else (Expected.NOT_RECORDED, why)
+    if blocked:
+        why = "the builtin engine lacks " + "; ".join(blocked)
+        out = {platform: (Expected.SKIP, why) for platform in out}
+    return out
 
 
 def _nproc_dp(source: Path, nproc: int, tp: int, pp: int, dp: int | None, engine: str) -> int:

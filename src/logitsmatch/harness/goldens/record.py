@@ -65,6 +65,9 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
             device_name=machine.device_name,
             engine=case.engine,
         )
+        if case.engine == "builtin":
+            # why: check compares a golden only with runs of the same model (or stand-in).
+            provenance["model"] = case.binding.run_model
         diff = write_golden(target.golden_path, output, provenance, run_error=run.error)
     except GoldenError as exc:
         session.log(f"{target.id}: record refused: {exc}")

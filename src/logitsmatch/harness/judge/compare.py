@@ -7,7 +7,11 @@ listed metrics fails; logprobs compare with an absolute tolerance (1e-3) after a
 check; generated text compares on the common prefix, which must not be empty; throughput must
 be >= 0.9× and < 1.2× the golden's median (the first sample is warm-up); peak memory within
 ±5%. Deliberately stricter: a non-finite value never passes (Megatron's ``math.isclose`` lets
-inf == inf through), and a golden without requests fails instead of passing vacuously.
+inf == inf through), a golden without requests fails instead of passing vacuously, an empty
+METRICS checks nothing and so fails (Megatron returns early and passes), a request the run
+marks with ``error`` fails, and a METRICS entry this comparison cannot check (e.g.
+``lifetime_prefill_token_count``; Megatron ignores unknown names, and crashes on that one)
+fails instead of being ignored.
 Deliberately looser: a one-sample throughput list is compared as that sample (Megatron's
 ``median(x[1:])`` raises on it).
 """
@@ -25,7 +29,7 @@ from logitsmatch.harness.judge.divergence import (
     drift_at_every_position,
     first_token_divergence,
 )
-from logitsmatch.harness.judge.tolerances import DEFAULT_METRICS, Tolerances
+from logitsmatch.harness.judge.tolerances import DEFAULT_METRICS, KNOWN_METRICS, Tolerances
 from logitsmatch.harness.judge.verdict import (
     MetricResult,
     MetricStatus,
@@ -66,6 +70,9 @@ def compare(
                 "requests", MetricStatus.FAIL, "the golden holds no requests: nothing to check"
             )
         )
+    unknown = _unknown_metrics(wanted)
+    if unknown:
+        run.append(unknown)
     unexpected = [rid for rid in current_ids if rid not in golden]
     if unexpected:
         run.append(
@@ -86,6 +93,21 @@ def compare(
         for rid in golden_ids
     )
     return Verdict(case, platform, requests, tuple(run), tol)
+
+
+def _unknown_metrics(wanted: tuple[str, ...]) -> MetricResult | None:
+    """A run-level failure naming the METRICS entries that no check here reads, or None."""
+    # why: a listed metric that nothing compares would pass silently; a tripwire must say so
+    # (the case loader refuses such a case; this covers callers that pass METRICS directly).
+    unknown = [m for m in wanted if m not in KNOWN_METRICS]
+    if not unknown:
+        return None
+    return MetricResult(
+        "METRICS",
+        MetricStatus.FAIL,
+        f"METRICS lists {unknown}, which this comparison cannot check "
+        f"(it checks {', '.join(KNOWN_METRICS)})",
+    )
 
 
 def describe_logprob_index(index: int, n_prompt_logprobs: int | None) -> str:

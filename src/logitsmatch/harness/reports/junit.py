@@ -8,13 +8,16 @@ from pathlib import Path
 
 from logitsmatch.harness.reports.outcome import OutcomeStatus, TargetOutcome
 
+# Nothing was compared: JUnit's <error>, not a <failure> of the values.
+_ERRORS = (OutcomeStatus.ERROR, OutcomeStatus.NOT_COMPARABLE)
+
 
 def render_junit(outcomes: Sequence[TargetOutcome], suite: str = "logitsmatch") -> str:
     """The XML text; skipped and xfailed targets are <skipped> with their reason."""
     counts = {
         "tests": len(outcomes),
         "failures": sum(o.status == OutcomeStatus.FAILED for o in outcomes),
-        "errors": sum(o.status == OutcomeStatus.ERROR for o in outcomes),
+        "errors": sum(o.status in _ERRORS for o in outcomes),
         "skipped": sum(
             o.status in (OutcomeStatus.SKIPPED, OutcomeStatus.XFAILED) for o in outcomes
         ),
@@ -32,11 +35,13 @@ def render_junit(outcomes: Sequence[TargetOutcome], suite: str = "logitsmatch") 
             name=o.id,
             time=f"{o.duration_s:.3f}",
         )
-        if o.status in (OutcomeStatus.FAILED, OutcomeStatus.ERROR):
+        if o.status == OutcomeStatus.FAILED or o.status in _ERRORS:
             tag = "failure" if o.status == OutcomeStatus.FAILED else "error"
             ET.SubElement(case, tag, message=o.reason.splitlines()[0][:500]).text = o.message()
         elif o.status in (OutcomeStatus.SKIPPED, OutcomeStatus.XFAILED):
             ET.SubElement(case, "skipped", message=o.reason[:500])
+        if o.notes:
+            ET.SubElement(case, "system-out").text = "\n".join(o.notes)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -14,6 +14,7 @@ _MARK = {
     OutcomeStatus.ERROR: "❌ error",
     OutcomeStatus.SKIPPED: "⏭️ skipped",
     OutcomeStatus.XFAILED: "⚠️ xfailed",
+    OutcomeStatus.NOT_COMPARABLE: "🚫 not comparable",
 }
 
 
@@ -32,6 +33,11 @@ def render_markdown(outcomes: Sequence[TargetOutcome]) -> str:
     for o in outcomes:
         if not o.ok:
             lines += ["", f"### {_MARK[o.status]}: `{o.id}`", "", "```text", o.message(), "```"]
+    noted = [o for o in outcomes if o.notes]
+    if noted:
+        lines += ["", "### How the targets ran here", ""]
+        for o in noted:
+            lines += [f"- `{o.id}`:", *(f"  - {_cell(note)}" for note in o.notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -19,16 +19,21 @@ class OutcomeStatus(TextEnum):
     ERROR = "error"
     SKIPPED = "skipped"
     XFAILED = "xfailed"
+    # The golden was recorded with another model or tokenizer than this run uses: nothing
+    # was compared. Not a pass (the job fails) and not a token failure.
+    NOT_COMPARABLE = "not_comparable"
 
 
 @dataclass(frozen=True)
 class TargetOutcome:
     """The end of one case × platform: ``status`` with a one-line ``reason``, and the verdict.
 
-    ``failed`` and ``error`` (could not compare: no golden, engine crashed, deadline) fail the
-    job; ``skipped`` (too few devices, not recorded yet) and ``xfailed`` do not, but are shown
-    with their reason. ``environment``: how this machine differs from the one that recorded
-    the golden (``torch 2.11.0 -> 2.13.0``), filled in for a failed target.
+    ``failed``, ``error`` (could not compare: no golden, engine crashed, deadline) and
+    ``not_comparable`` (the golden is another model's) fail the job; ``skipped`` (too few
+    devices, not recorded yet) and ``xfailed`` do not, but are shown with their reason.
+    ``environment``: how this machine differs from the one that recorded the golden
+    (``torch 2.11.0 -> 2.13.0``), filled in for a failed target. ``notes``: what the run log
+    says about how the case ran here (the model, a stand-in, flags that are no-ops here).
     """
 
     case: str
@@ -38,6 +43,7 @@ class TargetOutcome:
     verdict: Verdict | None = None
     duration_s: float = 0.0
     environment: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in OutcomeStatus.words():
@@ -54,7 +60,11 @@ class TargetOutcome:
     @property
     def ok(self) -> bool:
         """Whether the job may still pass with this outcome."""
-        return self.status not in (OutcomeStatus.FAILED, OutcomeStatus.ERROR)
+        return self.status not in (
+            OutcomeStatus.FAILED,
+            OutcomeStatus.ERROR,
+            OutcomeStatus.NOT_COMPARABLE,
+        )
 
     def message(self) -> str:
         """The full failure text, ending with the reproduce and re-record commands."""

@@ -20,6 +20,7 @@ _STYLE = {
     OutcomeStatus.FAILED: "bold red",
     OutcomeStatus.ERROR: "bold red",
     OutcomeStatus.XFAILED: "yellow",
+    OutcomeStatus.NOT_COMPARABLE: "bold magenta",
 }
 
 
@@ -30,6 +31,9 @@ def print_report(outcomes: Sequence[TargetOutcome], console: Console | None = No
 
         console = Console()
     console.print(summary_table(outcomes))
+    for outcome in outcomes:
+        for note in outcome.notes:
+            console.print(f"{outcome.id}: {note}", markup=False, highlight=False, soft_wrap=True)
     for outcome in outcomes:
         if outcome.ok:
             continue

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logitsmatch.harness.cases import CaseError, CaseTarget, Driver
+from logitsmatch.harness.cases import CaseError, CaseTarget
 from logitsmatch.harness.cases.fields import expand
 from logitsmatch.harness.cases.flags import (
     builtin_argv,
+    engine_args,
     expand_vars,
     mode_flags,
     run_environ,
-    split_model_args,
 )
 from logitsmatch.harness.cases.platforms import TABLE, platform_info
 from logitsmatch.harness.run.command import EngineRun, run_engine
@@ -47,16 +47,18 @@ class EngineSession:
     echo: Callable[[str], None] = echo_stderr
     env: dict[str, str] = field(default_factory=dict)
     deadline_at: float = 0.0
+    prompts: tuple[str, ...] = ()
     _model_args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(
         cls, target: CaseTarget, parent: Path, echo: Callable[[str], None] = echo_stderr
     ) -> EngineSession:
-        """A new run folder under ``parent``; reports the MODEL_ARGS the builtin engine ignores.
+        """A new run folder under ``parent``; logs the model the run uses and the MODEL_ARGS
+        that are no-ops here (GPU-only, not applicable).
 
-        Raises CaseError when the case cannot be run as written (an unset ${VAR}, a platform
-        the hardware table does not know).
+        Raises CaseError when the case cannot be run as written (an unset ${VAR}, a prompt file
+        that cannot be read, a platform the hardware table does not know).
         """
         case = target.case
         session = cls(target, new_run_folder(parent), echo)
@@ -69,14 +71,13 @@ class EngineSession:
                     f"{case.source}: PLATFORMS.{target.platform}: no such row in the platform "
                     f"table ({TABLE}): device and dtype unknown"
                 )
-            zmq = case.driver is Driver.ZMQ
-            passed, ignored = split_model_args(case.model_args, zmq=zmq)
-            if ignored:
+            session.log(f"{target.id}: model: {case.binding.run_model}")
+            if case.flags.unused:
                 session.log(
-                    f"{target.id}: the builtin engine ignores these MODEL_ARGS: "
-                    + ", ".join(ignored)
+                    f"{target.id}: no-op here (MODEL_ARGS): " + "; ".join(case.flags.unused_lines())
                 )
-            session._model_args = expand_vars(case, passed, session.env)
+            session._model_args = expand_vars(case, engine_args(case), session.env)
+        session.prompts = case.load_prompts(session.env)
         return session
 
     @property
@@ -99,7 +100,7 @@ class EngineSession:
         folder.mkdir()
         output = folder / "output.json"
         if self.builtin:
-            prompts = [{"prompt": p} for p in self.target.case.prompts]
+            prompts = [{"prompt": p} for p in self.prompts]
             mode = mode_flags(self.target.case)
             argv = self._builtin(folder, prompts, self._model_args, output, mode)
         else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from logitsmatch.harness.cases import CaseError, CaseTarget
+from logitsmatch.harness.cases import Case, CaseError, CaseTarget
 from logitsmatch.harness.goldens import (
     GoldenError,
     current_environment,
@@ -78,15 +78,24 @@ def run_target(
                 reason=target.reason,
             )
         )
+    notes = case_notes(case)
     try:
         golden = load_output(target.golden_path, golden=True)
+    except GoldenError as exc:
+        return TargetRun(TargetOutcome(case.name, target.platform, OutcomeStatus.ERROR, str(exc)))
+    mismatch = model_mismatch(target, golden)
+    if mismatch is not None:
+        status = OutcomeStatus.NOT_COMPARABLE
+        return TargetRun(TargetOutcome(case.name, target.platform, status, mismatch, notes=notes))
+    try:
         session = EngineSession.start(target, target_parent(target.id, runs_root=runs_root), echo)
-    except (GoldenError, CaseError) as exc:
+    except CaseError as exc:
         return TargetRun(TargetOutcome(case.name, target.platform, OutcomeStatus.ERROR, str(exc)))
     try:
         outcome = _run_and_judge(session, golden)
     except CaseError as exc:
         outcome = TargetOutcome(case.name, target.platform, OutcomeStatus.ERROR, str(exc))
+    outcome = replace(outcome, notes=notes)
     if outcome.status == OutcomeStatus.FAILED:
         outcome = replace(outcome, environment=_environment_changes(session, golden, machine))
     outcome = replace(outcome, duration_s=time.monotonic() - start)
@@ -94,6 +103,41 @@ def run_target(
     quiet = Console(file=io.StringIO(), width=120)
     write_reports([outcome], session.run_dir, console=quiet, environ={})
     return TargetRun(outcome, session.run_dir)
+
+
+def case_notes(case: Case) -> tuple[str, ...]:
+    """How the case runs with the builtin engine here: its model, and its no-op flags."""
+    if case.engine != "builtin":
+        return ()
+    notes = [f"model: {case.binding.run_model}"]
+    if case.binding.golden_model:
+        notes.append(f"its upstream goldens: {case.binding.golden_model}")
+    if case.flags.unused:
+        notes.append("no-op here: " + "; ".join(case.flags.unused_lines()))
+    return tuple(notes)
+
+
+def recorded_model(target: CaseTarget, golden: Mapping[str, Any]) -> str | None:
+    """The model a golden was recorded with: a Megatron folder's own golden, the folder's
+    checkpoint; ours, its provenance's ``model`` (None when it does not say)."""
+    if target.golden_path in target.case.megatron_goldens.values():
+        return target.case.binding.golden_model
+    model = (golden.get("_provenance") or {}).get("model")
+    return model if isinstance(model, str) else None
+
+
+def model_mismatch(target: CaseTarget, golden: Mapping[str, Any]) -> str | None:
+    """None when ``golden`` was recorded with the model this run uses (or does not say);
+    else the not-comparable reason."""
+    case = target.case
+    recorded = recorded_model(target, golden)
+    if case.engine != "builtin" or case.binding.comparable_with(recorded):
+        return None
+    return (
+        f"not comparable: golden from {recorded}, this run {case.binding.run_model} "
+        f"({target.golden_path}); record a golden for this model: nox -s record -- "
+        f"{case.name} --platform {target.platform}"
+    )
 
 
 def _run_and_judge(session: EngineSession, golden: Mapping[str, Any]) -> TargetOutcome:

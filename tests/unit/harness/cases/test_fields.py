@@ -76,4 +76,14 @@ def test_a_megatron_folder_keeps_the_platforms_of_its_goldens(tmp_path):
     (folder / "golden_values_lts_dgx_a100.json").write_text(
         (folder / "golden_values_dev_dgx_h100.json").read_text()
     )
-    assert sorted(load_case(folder).platforms) == ["dgx_a100", "dgx_h100"]
+    platforms = load_case(folder, golden_root=tmp_path / "golden").platforms
+    # Its goldens' platforms, and cpu, whose golden goes where ours go (none recorded here).
+    assert {p: expected for p, (expected, _) in platforms.items()} == {
+        "cpu": "not_recorded",
+        "dgx_a100": "pass",
+        "dgx_h100": "pass",
+    }
+    assert "nox -s record -- " + MEGATRON.name + " --platform cpu" in platforms["cpu"][1]
+    (tmp_path / "golden" / "cpu").mkdir(parents=True)
+    (tmp_path / "golden" / "cpu" / f"{MEGATRON.name}.json").write_text("{}")
+    assert load_case(folder, golden_root=tmp_path / "golden").platforms["cpu"][0] == "pass"

@@ -1,4 +1,4 @@
-"""What reaches `logitsmatch generate`: the allow-list, the platform's device/dtype, ${VAR}s."""
+"""What reaches `logitsmatch generate`: the flag table, the platform's device/dtype, ${VAR}s."""
 
 from pathlib import Path
 
@@ -6,24 +6,19 @@ import pytest
 
 from logitsmatch.engine.generate import parser as generate_parser
 from logitsmatch.harness.cases import CaseError, load_case
+from logitsmatch.harness.cases.flag_table import TABLE, Use
 from logitsmatch.harness.cases.flags import (
-    PASSED_THROUGH,
-    RUNNER_OWNED,
     builtin_argv,
+    engine_args,
     expand_vars,
     mode_flags,
     run_environ,
-    split_model_args,
 )
 from logitsmatch.harness.cases.platforms import PLATFORMS
 from logitsmatch.serving.zmq_generate import parser as zmq_parser
 
-MEGATRON = (
-    Path(__file__).parents[3]
-    / "data"
-    / "megatron"
-    / "gpt_dynamic_inference_tp1_pp8_dp1_583m_logitsmatch_zmq"
-)
+CORPUS = Path(__file__).parents[3] / "data" / "megatron"
+MEGATRON = CORPUS / "gpt_dynamic_inference_tp1_pp8_dp1_583m_logitsmatch_zmq"
 
 
 def _case(tmp_path, model_args: str, extra: str = "", name: str = "c", driver="in-process"):
@@ -39,27 +34,84 @@ def _case(tmp_path, model_args: str, extra: str = "", name: str = "c", driver="i
     return load_case(path)
 
 
-def test_allow_list_is_what_generate_accepts():
-    options = {o for a in generate_parser()._actions for o in a.option_strings}
-    assert options >= PASSED_THROUGH
-    assert options >= RUNNER_OWNED
-    assert not PASSED_THROUGH & RUNNER_OWNED
+def _options(parser) -> set[str]:
+    return {o for a in parser._actions for o in a.option_strings}
 
 
-def test_megatron_training_flags_are_ignored_not_passed():
+def test_every_engine_row_is_a_flag_generate_and_generate_zmq_accept():
+    engine = {
+        rule.engine_flag or flag
+        for flag, rule in TABLE.items()
+        if rule.use is Use.ENGINE and rule.engine_flag != ""
+    }
+    assert engine <= _options(generate_parser())
+    assert engine <= _options(zmq_parser())
+
+
+def test_every_flag_of_the_megatron_corpus_is_a_row():
+    import yaml
+
+    flags = set()
+    for config in CORPUS.glob("*/model_config.yaml"):
+        flags |= set(yaml.safe_load(config.read_text())["MODEL_ARGS"] or {})
+    assert len(flags) == 69
+    assert flags <= set(TABLE)
+
+
+def test_an_unknown_flag_names_the_file_the_flag_and_the_nearest(tmp_path):
+    with pytest.raises(
+        CaseError,
+        match=r"c.yaml: MODEL_ARGS.--top-kk: not a known flag; did you "
+        r"mean '--top-k'\?",
+    ):
+        _case(tmp_path, "  --top-kk: 1\n")
+
+
+def test_a_megatron_folder_passes_its_engine_flags_and_names_its_no_ops():
     case = load_case(MEGATRON)
-    passed, ignored = split_model_args(case.model_args)
-    assert {"--use-mcore-models", "--load", "--tokenizer-model", "--sequence-parallel"} <= set(
-        ignored
+    args = engine_args(case)
+    assert args["--pipeline-model-parallel-size"] == 8 and args["--top_k"] == 1
+    assert args["--model"] == "gpt-583m" and args["--bf16"] is True
+    assert not {"--load", "--use-mcore-models", "--output-path", "--prompts"} & set(args)
+    unused = {flag: use for flag, use, _ in case.flags.unused}
+    assert unused["--sequence-parallel"] is Use.GPU_ONLY
+    assert unused["--log-timers-to-tensorboard"] is Use.NOT_APPLICABLE
+    assert "--incoming-requests-per-step" not in unused  # the ZMQ driver uses it
+    assert case.blocked == ()
+
+
+def test_renamed_and_converted_megatron_flags(tmp_path):
+    case = _case(
+        tmp_path,
+        "  --inference-dynamic-batching-max-tokens: 64\n"
+        "  --inference-dynamic-batching-max-requests: 4\n"
+        '  --stop-words: \'"the" "a b"\'\n'
+        "  --enable-chunked-prefill: true\n",
     )
-    # The runner owns the output path; the prompts it passes in a file of its own.
-    assert "--output-path" in ignored and "--prompts" not in ignored | passed.keys()
-    assert "--incoming-requests-per-step" in ignored
-    assert passed["--pipeline-model-parallel-size"] == 8 and passed["--top_k"] == 1
-    assert set(passed) | set(ignored) | {"--prompts"} == set(case.model_args)
-    # Through the ZMQ coordinator, the requests-per-step flag is used (by mode_flags).
-    _, ignored_zmq = split_model_args(case.model_args, zmq=True)
-    assert set(ignored) - set(ignored_zmq) == {"--incoming-requests-per-step"}
+    assert case.flags.engine_args == {
+        "--inference-max-batch-tokens": 64,
+        "--inference-max-requests": 4,
+        "--stop-strings": ["the", "a b"],
+    }
+
+
+def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
+    case = load_case(CORPUS / "gpt_dynamic_inference_tp1_pp1_583m_prefix_caching")
+    assert case.blocked and "prefix caching" in case.blocked[0]
+    assert {expected for expected, _ in case.platforms.values()} == {"skip"}
+    # Arrivals per step matter only when there are more prompts than one step takes.
+    few = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="few")
+    assert few.blocked == ()
+    many = tmp_path / "cases" / "many.yaml"
+    many.write_text(
+        "MODEL_ARGS:\n  --incoming-requests-per-step: 1\nPROMPTS: [a, b]\n"
+        "PLATFORMS:\n  cpu: {expected: pass}\nDRIVER: in-process\n"
+    )
+    # Our own case files are strict: a case the builtin engine cannot run does not load.
+    with pytest.raises(
+        CaseError, match=r"many.yaml: MODEL_ARGS: the builtin engine lacks arrivals"
+    ):
+        load_case(many)
 
 
 def test_zmq_cases_run_through_the_coordinator(tmp_path):
@@ -85,10 +137,9 @@ def test_builtin_argv_parses_with_generate_and_takes_the_platform(tmp_path):
         tmp_path,
         "  --model: tiny\n  --top_k: 1\n  --stop-strings: ['.', 'x']\n  --batch-invariant: true\n",
     )
-    passed, _ = split_model_args(case.model_args)
     argv = builtin_argv(
         PLATFORMS["cpu"],
-        passed,
+        engine_args(case),
         prompt_file=tmp_path / "p.jsonl",
         output_path=tmp_path / "o.json",
         run_dir=tmp_path,

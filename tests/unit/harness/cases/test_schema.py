@@ -50,7 +50,7 @@ def test_valid_case_loads_with_derived_values(tmp_path):
         2,
         8,
     )
-    assert case.prompts == ("one", "two", "three") and case.request_ids == ("0", "1", "2")
+    assert case.prompts == ("one", "two", "three") and case.load_prompts({}) == case.prompts
     assert case.tolerances.logprobs_abs == 1e-3 and case.n_repeat == 1
     assert not case.deterministic and case.engine == "builtin"
     targets = case.targets()
@@ -101,7 +101,7 @@ def test_nproc_not_a_multiple_of_tp_pp_is_an_error(tmp_path):
     [
         (
             GOOD + "SEED: 3\n",
-            r"mycase\.yaml: SEED: expected one of the keys DESCRIPTION, ENV_VARS, ",
+            r"mycase\.yaml: SEED: expected DESCRIPTION or ENV_VARS or .*; did you mean ",
         ),
         (GOOD + "N_REPEAT: two\n", r"mycase\.yaml: N_REPEAT: expected an integer >= 1, got 'two'"),
         (GOOD + "DETERMINISTIC: 1\n", r"mycase\.yaml: DETERMINISTIC: expected true or false"),
@@ -188,12 +188,17 @@ def test_prompt_file_jsonl_relative_to_the_case(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPT_DIR", "data")
     assert load_case(path).prompts == ("a", "b", "c")
     monkeypatch.delenv("PROMPT_DIR")
+    # An unset variable: the case loads (a Megatron folder's ${DATA_PATH} may be set only
+    # where it runs), and reading its prompts names the file, the field and the variable.
+    case = load_case(path)
+    assert case.prompts == () and case.prompt_file is not None
     with pytest.raises(
         CaseError,
-        match=r"MODEL_ARGS\.--prompt-file: expected a path whose "
+        match=r"mycase\.yaml: MODEL_ARGS\.--prompt-file: expected a path whose "
         r"\$\{PROMPT_DIR\} is set",
     ):
-        load_case(path)
+        case.load_prompts({})
+    assert case.load_prompts({"PROMPT_DIR": "data"}) == ("a", "b", "c")
 
 
 def test_prompt_file_errors_name_the_line(tmp_path):
@@ -220,8 +225,8 @@ def test_engine_template_renders_argv(tmp_path):
     assert "--no-chunked-prefill" not in argv and "--return-log-probs" in argv
 
 
-def test_megatron_folder_loads_as_a_case_as_is():
-    case = load_case(MEGATRON)
+def test_megatron_folder_loads_as_a_case_as_is(tmp_path):
+    case = load_case(MEGATRON, golden_root=tmp_path)
     assert case.name == "gpt_dynamic_inference_tp1_pp8_dp1_583m_logitsmatch_zmq"
     assert case.nproc == 8 and case.pipeline_parallel == 8
     assert case.metrics == ("generated_tokens", "logprobs")
@@ -233,8 +238,14 @@ def test_megatron_folder_loads_as_a_case_as_is():
     target = CaseTarget(case, "dgx_h100")
     assert target.id == f"{case.name}@dgx_h100" and target.expected == "pass"
     assert target.golden_path == MEGATRON / "golden_values_dev_dgx_h100.json"
-    with pytest.raises(CaseError, match=r"PLATFORMS: 'cpu' is not listed"):
-        CaseTarget(case, "cpu")
+    cpu = CaseTarget(case, "cpu")
+    assert (
+        cpu.expected == "not_recorded" and cpu.golden_path == tmp_path / "cpu" / f"{case.name}.json"
+    )
+    assert case.binding.stand_in and case.binding.engine_args == {"--model": "gpt-583m"}
+    assert "nemo_minitron-0.5b" in (case.binding.golden_model or "")
+    with pytest.raises(CaseError, match=r"PLATFORMS: 'dgx_a100' is not listed"):
+        CaseTarget(case, "dgx_a100")
 
 
 def test_load_all_finds_files_and_megatron_folders_sorted(tmp_path):

@@ -18,7 +18,7 @@ from logitsmatch.harness.reports.junit import render_junit
 from logitsmatch.harness.reports.markdown import render_markdown, write_step_summary
 from logitsmatch.harness.reports.plot import plot_verdict
 
-PASSED, FAILED, ERROR, SKIPPED, XFAILED = OutcomeStatus
+PASSED, FAILED, ERROR, SKIPPED, XFAILED, NOT_COMPARABLE = OutcomeStatus
 
 GOLDEN = {
     "0": {

@@ -10,7 +10,7 @@ from logitsmatch.harness.cases import load_case
 from logitsmatch.harness.reports import OutcomeStatus
 from logitsmatch.harness.run import Machine, run_target
 
-PASSED, FAILED, ERROR, SKIPPED, XFAILED = OutcomeStatus
+PASSED, FAILED, ERROR, SKIPPED, XFAILED, NOT_COMPARABLE = OutcomeStatus
 
 CPU = Machine("cpu", "Some CPU", 0)
 GOLDEN = {

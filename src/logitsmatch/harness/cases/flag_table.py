@@ -1,0 +1,289 @@
+"""The one flag table: every MODEL_ARGS flag a case may carry, and what the builtin engine does
+with it.
+
+A case's MODEL_ARGS use Megatron-LM's names, and Megatron-LM's own case folders carry flags for
+its training stack, its checkpoints and its GPU kernels beside the ones that shape the
+requests. Every flag is in exactly one row here, with how it is used:
+
+- ``engine``: passed to ``logitsmatch generate`` (under ``engine_flag`` when it is spelled
+  differently there); ``engine_flag=""`` means the engine does it without a flag.
+- ``harness``: read by the harness itself (the prompts, the output path, the driver's pace).
+- ``model``: describes the model; read by the model binding (``binding.py``).
+- ``gpu-only``: a GPU execution detail (CUDA graphs, fused kernels, memory pools): the builtin
+  engine computes the same math with eager kernels on every device, so it is a no-op here.
+- ``not-applicable``: no meaning for an inference run (training, logging); says why.
+- ``needs``: a feature the builtin engine does not have yet; a case that uses it is marked
+  with the feature's name and not run.
+
+A flag in no row is an error at load naming the file, the flag and the nearest known flag.
+Plain Python: the noxfile lists cases without torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logitsmatch.harness.cases.fields import CaseError, Driver
+from logitsmatch.harness.text_enum import TextEnum
+
+
+class Use(TextEnum):
+    """How a MODEL_ARGS flag is used (see the module docstring)."""
+
+    ENGINE = "engine"
+    HARNESS = "harness"
+    MODEL = "model"
+    GPU_ONLY = "gpu-only"
+    NOT_APPLICABLE = "not-applicable"
+    NEEDS = "needs"
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What a blocker may look at beside the flag's value."""
+
+    driver: Driver
+    prompts: int | None  # None: not known at load (a prompt file read when the case runs)
+
+
+# (value, shape) -> the missing feature's name when this value needs one, else None.
+Blocker = Callable[[Any, RunShape], str | None]
+PREFIX_CACHING = "prefix caching (issue 13)"
+ARRIVALS_PER_STEP = "arrivals per step in the engine's own loop (issue 13)"
+ARRIVALS_PER_SEC = "arrivals per second (issue 13)"
+PREFIX_ROUTING = "prefix-aware DP routing (issue 13)"
+FP8 = "fp8 GEMMs: the numbers depend on them and the builtin engine has no fp8 path"
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """One row: how ``use``s the flag, ``how`` in words (or why not)."""
+
+    use: Use
+    how: str
+    engine_flag: str | None = None  # ENGINE: the generate flag; None = the same name
+    words: Callable[[Any], list[str]] | None = None  # ENGINE: the value as argv words
+    blocker: Blocker | None = None  # the feature some values need (any use)
+
+
+def _engine(how: str, flag: str | None = None, words: Callable[[Any], list[str]] | None = None):
+    return FlagRule(Use.ENGINE, how, flag, words)
+
+
+def _needs(feature: str) -> FlagRule:
+    return FlagRule(Use.NEEDS, feature, blocker=lambda value, _shape: feature if value else None)
+
+
+def _gpu(how: str) -> FlagRule:
+    return FlagRule(Use.GPU_ONLY, how)
+
+
+def _na(why: str) -> FlagRule:
+    return FlagRule(Use.NOT_APPLICABLE, why)
+
+
+def _model(how: str) -> FlagRule:
+    return FlagRule(Use.MODEL, how)
+
+
+def _per_step_blocker(value: Any, shape: RunShape) -> str | None:
+    if shape.driver is Driver.ZMQ:
+        return None
+    # why: with no more prompts than one step's arrivals, every request arrives at once.
+    at_once = shape.prompts is not None and isinstance(value, int) and shape.prompts <= value
+    return None if at_once else ARRIVALS_PER_STEP
+
+
+def _per_sec_blocker(value: Any, shape: RunShape) -> str | None:
+    # why: Megatron-LM adds every request at once when the rate is <= 0 (its default is -1).
+    return ARRIVALS_PER_SEC if isinstance(value, (int, float)) and value > 0 else None
+
+
+_SAME = "passed to the engine as is"
+_CUDA_GRAPHS = "CUDA graphs replay the same kernels; the builtin engine launches them eagerly"
+_CHECKPOINT = "how Megatron-LM reads its checkpoint; the model binding decides what is loaded"
+
+TABLE: dict[str, FlagRule] = {
+    # --- the engine's own flags (logitsmatch generate), Megatron's spelling where both exist
+    **{
+        flag: _engine(_SAME)
+        for flag in (
+            "--dtype",
+            "--bf16",
+            "--seed",
+            "--tensor-model-parallel-size",
+            "--pipeline-model-parallel-size",
+            "--data-parallel-size",
+            "--pipeline-layer-split",
+            "--batch-invariant",
+            "--deterministic-mode",
+            "--collective-timeout-s",
+            "--inference-max-seq-length",
+            "--kv-cache-tokens",
+            "--kv-cache-bytes",
+            "--kv-block-size",
+            "--inference-max-requests",
+            "--inference-max-batch-tokens",
+            "--no-chunked-prefill",
+            "--num-tokens-to-generate",
+            "--top-k",
+            "--top_k",
+            "--top-p",
+            "--top_p",
+            "--temperature",
+            "--termination-id",
+            "--stop-strings",
+            "--return-log-probs",
+            "--top-n-logprobs",
+            "--add-bos",
+            "--inference-repeat-n",
+            "--output-every-n-results",
+            "--return-prompt-top-n-logprobs",
+        )
+    },
+    "--inference-dynamic-batching-max-requests": _engine(
+        "the engine's --inference-max-requests (requests in one step)", "--inference-max-requests"
+    ),
+    "--inference-dynamic-batching-max-tokens": _engine(
+        "the engine's --inference-max-batch-tokens (tokens in one step; longer prompts are "
+        "prefilled in chunks)",
+        "--inference-max-batch-tokens",
+    ),
+    "--stop-words": _engine(
+        "the engine's --stop-strings, the value split into words as Megatron-LM's launcher's "
+        "shell does",
+        "--stop-strings",
+        lambda value: shlex.split(str(value)),
+    ),
+    "--enable-chunked-prefill": _engine(
+        "the engine prefills prompts longer than --inference-max-batch-tokens in chunks by "
+        "default",
+        "",
+    ),
+    "--distributed-backend": _engine(
+        "the engine picks gloo on CPU and nccl on CUDA by itself", ""
+    ),
+    # --- read by the harness
+    "--prompts": FlagRule(Use.HARNESS, "the requests' prompts, passed in a file of the run's"),
+    "--prompt-file": FlagRule(Use.HARNESS, "read when the case runs (JSONL: text or prompt)"),
+    "--prompt-file-num-truncate": FlagRule(Use.HARNESS, "only the file's first N prompts"),
+    "--output-path": FlagRule(Use.HARNESS, "every run writes to an output path of its own"),
+    "--incoming-requests-per-step": FlagRule(
+        Use.HARNESS,
+        "DRIVER zmq: the coordinator's burst size (generate --zmq); in-process: all at once "
+        "when there are no more prompts than that",
+        blocker=_per_step_blocker,
+    ),
+    "--incoming-requests-per-sec": FlagRule(
+        Use.HARNESS,
+        "<= 0 (Megatron-LM's default -1): every request arrives at once, as the engine does",
+        blocker=_per_sec_blocker,
+    ),
+    # --- the model (binding.py)
+    "--model": _model("a preset, .gguf file or HF folder"),
+    "--synthetic-seed": _model("the seed of a synthetic (stand-in) model's weights"),
+    "--num-layers": _model("the architecture of the stand-in model"),
+    "--hidden-size": _model("the architecture of the stand-in model"),
+    "--num-attention-heads": _model("the architecture of the stand-in model"),
+    "--num-query-groups": _model("the stand-in's KV heads (default: one per head)"),
+    "--group-query-attention": _model("with --num-query-groups"),
+    "--ffn-hidden-size": _model("the stand-in's MLP width (default 4 × hidden, Megatron's)"),
+    "--max-position-embeddings": _model("positions the checkpoint was trained for"),
+    "--seq-length": _model("the training sequence length; not an inference limit"),
+    "--tokenizer-type": _model("names the golden's tokenizer"),
+    "--tokenizer-model": _model("names the golden's tokenizer file"),
+    "--tiktoken-pattern": _model("the golden's tokenizer's split pattern"),
+    "--load": _model("the checkpoint; a stand-in runs when it is absent"),
+    "--use-checkpoint-args": _model(_CHECKPOINT),
+    "--auto-detect-ckpt-format": _model(_CHECKPOINT),
+    "--ckpt-format": _model(_CHECKPOINT),
+    "--use-mcore-models": _model("Megatron-LM's model classes; the builtin engine has its own"),
+    "--no-use-tokenizer-model-from-checkpoint-args": _model(_CHECKPOINT),
+    "--dist-ckpt-strictness": _model(_CHECKPOINT),
+    "--inference-ckpt-non-strict": _model(_CHECKPOINT),
+    "--no-load-optim": _model("the optimizer state is never loaded for inference"),
+    # --- GPU execution details: no-ops in the builtin engine
+    "--attention-backend": _gpu("the attention kernel (flash); the same softmax(QKᵀ)V eagerly"),
+    "--transformer-impl": _gpu("Transformer Engine / inference-optimized layers: kernel choice"),
+    "--enable-cuda-graph": _gpu(_CUDA_GRAPHS),
+    "--cuda-graph-impl": _gpu(_CUDA_GRAPHS),
+    "--decode-only-cuda-graphs": _gpu(_CUDA_GRAPHS),
+    "--use-flashinfer-fused-rope": _gpu("a fused RoPE kernel; the same rotation eagerly"),
+    "--inference-dynamic-batching-sampling-backend": _gpu(
+        "FlashInfer's sampling kernels; the engine's own sampler"
+    ),
+    "--inference-dynamic-batching-unified-memory-level": _gpu("CUDA unified memory for the KV"),
+    "--inference-fuse-tp-communication": _gpu("fused TP collectives; the same sums"),
+    "--sequence-parallel": _gpu("splits TP activations along the sequence; the same math"),
+    "--inference-dynamic-batching-buffer-size-gb": _gpu(
+        "Megatron's GPU KV-buffer size; the engine sizes its cache by --kv-cache-tokens"
+    ),
+    "--inference-dynamic-batching-async-sched-mode": _gpu(
+        "overlaps scheduling with GPU compute; the same steps run one after another"
+    ),
+    "--max-tokens-to-oom": _gpu("Megatron's guard against GPU out-of-memory"),
+    # --- not applicable to an inference run
+    "--micro-batch-size": _na("a training micro-batch; the scheduler batches requests"),
+    "--log-interval": _na("training log cadence"),
+    "--log-memory-to-tensorboard": _na("TensorBoard logging"),
+    "--log-num-zeros-in-grad": _na("gradients: training only"),
+    "--log-timers-to-tensorboard": _na("TensorBoard logging"),
+    "--log-validation-ppl-to-tensorboard": _na("validation perplexity: training only"),
+    "--timing-log-level": _na("Megatron's timer verbosity"),
+    "--inference-logging-step-interval": _na("Megatron's per-step log cadence"),
+    # --- features the builtin engine does not have yet
+    "--inference-dynamic-batching-prefix-caching": _needs(PREFIX_CACHING),
+    "--inference-dynamic-batching-prefix-caching-eviction-policy": _needs(PREFIX_CACHING),
+    "--inference-dynamic-batching-prefix-caching-coordinator-policy": _needs(PREFIX_ROUTING),
+    "--fp8-format": _needs(FP8),
+    "--fp8-recipe": _needs(FP8),
+    "--first-last-layers-bf16": _needs(FP8),
+}
+
+
+@dataclass(frozen=True)
+class FlagReport:
+    """A case's MODEL_ARGS sorted by the table: what reaches the engine, and what does not."""
+
+    engine_args: dict[str, Any] = field(default_factory=dict)  # engine flag -> value
+    unused: tuple[tuple[str, Use, str], ...] = ()  # (flag, use, why): gpu-only, not-applicable
+    blockers: tuple[str, ...] = ()  # "FEATURE (--flag)" for every missing feature
+
+    def unused_lines(self) -> list[str]:
+        """``--flag: why`` for each flag that is a no-op here, grouped by use."""
+        return [f"{flag} ({use}: {why})" for flag, use, why in self.unused]
+
+
+def rule_for(source: Path, flag: str) -> FlagRule:
+    """The flag's row; a CaseError naming the file, the flag and the nearest known one."""
+    rule = TABLE.get(flag)
+    if rule is None:
+        (nearest,) = difflib.get_close_matches(flag, list(TABLE), n=1, cutoff=0.0)
+        raise CaseError(
+            f"{source}: MODEL_ARGS.{flag}: not a known flag; did you mean {nearest!r}? "
+            "(every flag is a row of src/logitsmatch/harness/cases/flag_table.py)"
+        )
+    return rule
+
+
+def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> FlagReport:
+    """Check every flag against the table and sort them (raises CaseError for an unknown one)."""
+    engine: dict[str, Any] = {}
+    unused: list[tuple[str, Use, str]] = []
+    blockers: list[str] = []
+    for flag, value in model_args.items():
+        rule = rule_for(source, flag)
+        feature = rule.blocker(value, shape) if rule.blocker else None
+        if feature:
+            blockers.append(f"{feature} ({flag}: {value})")
+        if rule.use is Use.ENGINE and rule.engine_flag != "":
+            name = rule.engine_flag or flag
+            engine[name] = rule.words(value) if rule.words else value
+        elif rule.use in (Use.GPU_ONLY, Use.NOT_APPLICABLE):
+            unused.append((flag, rule.use, rule.how))
+    return FlagReport(engine, tuple(unused), tuple(blockers))
