@@ -11,6 +11,8 @@ when one of them changes, so that running sessions one after another never reins
     nox -l --json -t matrix                the case targets, as the CI matrix jobs list them
     nox -t cpu                             every case target of one platform (tag = platform)
     nox -s record -- CASE [--platform P]   run a case and write its golden
+    nox -s megatron [-- FOLDER... | --ci]  Megatron-LM's corpus (tests/data/megatron/), as is
+    nox -s "logitsmatch-FOLDER@PLATFORM"   one corpus folder on one platform (tag: megatron)
     nox -s tests / typecheck / lint / repro
 
 The per-target sessions are generated from cases/ when nox imports this file; listing them
@@ -118,14 +120,26 @@ def _logitsmatch(session: nox.Session, *args: str) -> None:
     session.run(_bin("python"), "-m", "logitsmatch.cli", *args, env=_env(), external=True)
 
 
-def _load_cases() -> tuple[list, str | None]:
+def _load_cases(folder: Path) -> tuple[list, str | None]:
     try:
-        return load_all(ROOT / "cases"), None
+        return load_all(folder), None
     except CaseError as exc:
         return [], str(exc)
 
 
-CASES, CASES_ERROR = _load_cases()
+CASES, CASES_ERROR = _load_cases(ROOT / "cases")
+# Megatron-LM's dynamic-inference case folders, vendored unchanged (tests/data/megatron/NOTICE.md).
+CORPUS = ROOT / "tests" / "data" / "megatron"
+CORPUS_CASES, CORPUS_ERROR = _load_cases(CORPUS)
+# What .ci/run runs of the corpus: one folder per driver and layout family (in-process tp1,
+# in-process tp2 × pp2, in-process tp4, zmq pp8, zmq dp8, zmq tp2 × pp2 × dp2, zmq tp8).
+CORPUS_CI = (
+    "gpt_dynamic_inference_tp1_pp1_583m_top_n_logprobs",
+    "gpt_dynamic_inference_tp2_pp2_583m_chunked_prefill",
+    "gpt_dynamic_inference_tp1_pp8_dp1_583m_logitsmatch_zmq",
+    "gpt_dynamic_inference_tp1_pp1_dp8_583m_logitsmatch_zmq",
+    "gpt_dynamic_inference_tp8_pp1_dp1_583m_logitsmatch_zmq",
+)
 
 
 @nox.session(venv_backend="none")
@@ -155,6 +169,50 @@ def _target_session(case: str, platform: str) -> None:
 for _case in CASES:
     for _platform in _case.platforms:
         _target_session(_case.name, _platform)
+
+
+@nox.session(venv_backend="none")
+def megatron(session: nox.Session) -> None:
+    """Run Megatron-LM's corpus on this machine's platform: every folder, those named, or
+    --ci (the subset .ci/run runs). Folders the builtin engine cannot run are skipped, each
+    with the missing feature's name."""
+    if CORPUS_ERROR:
+        session.error(f"cannot load the Megatron corpus: {CORPUS_ERROR}")
+    posargs = list(session.posargs)
+    folders = [a for a in posargs if not a.startswith("-")]
+    if "--ci" in posargs:
+        posargs.remove("--ci")
+        folders += list(CORPUS_CI)
+    options = [a for a in posargs if a.startswith("-")]
+    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
+    selection = folders or ["--all"]
+    _logitsmatch(session, "check", "--cases-dir", str(CORPUS), *selection, *platform, *options)
+
+
+def _corpus_session(folder: str, platform: str) -> None:
+    def run(session: nox.Session) -> None:
+        _logitsmatch(
+            session,
+            "check",
+            "--cases-dir",
+            str(CORPUS),
+            folder,
+            "--platform",
+            platform,
+            *session.posargs,
+        )
+
+    run.__doc__ = f"Run Megatron-LM's folder {folder} on {platform}."
+    nox.session(
+        name=f"logitsmatch-{folder}@{platform}",
+        venv_backend="none",
+        tags=["megatron", f"megatron-{platform}"],
+    )(run)
+
+
+for _case in CORPUS_CASES:
+    for _platform in _case.platforms:
+        _corpus_session(_case.name, _platform)
 
 
 @nox.session(venv_backend="none")

@@ -32,9 +32,7 @@ MANIFEST = "UPSTREAM.json"
 
 
 def _git(source: Path, *args: str) -> bytes:
-    return subprocess.run(
-        ["git", "-C", str(source), *args], check=True, capture_output=True
-    ).stdout
+    return subprocess.run(["git", "-C", str(source), *args], check=True, capture_output=True).stdout
 
 
 def upstream_files(source: Path, rev: str) -> tuple[dict[str, bytes], list[str]]:
@@ -90,8 +88,11 @@ def _json_change(old: bytes, new: bytes) -> str:
         return "changed"
     added, removed = sorted(set(b) - set(a)), sorted(set(a) - set(b))
     changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])
-    parts = [f"{label} {', '.join(keys)}" for label, keys in
-             (("added", added), ("removed", removed), ("changed", changed)) if keys]
+    parts = [
+        f"{label} {', '.join(keys)}"
+        for label, keys in (("added", added), ("removed", removed), ("changed", changed))
+        if keys
+    ]
     return "; ".join(parts) or "formatting only"
 
 

@@ -107,7 +107,8 @@ class RequestRecord:
         default=None, metadata=_meta(Kind.SECONDS, "arrival to first token", timing=True)
     )
     step_count: int | None = field(
-        default=None, metadata=_meta(Kind.COUNT, "engine steps the request was in", timing=True)
+        default=None,
+        metadata=_meta(Kind.COUNT, "engine steps run so far when it is written", timing=True),
     )
     cuda_graph_request_count_map: dict[str, int] | None = field(
         default=None,
@@ -168,7 +169,9 @@ RUN_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("lifetime_prefill_token_count", Kind.COUNT, "prompt tokens actually prefilled"),
     # Megatron-LM's async scheduler (--inference-dynamic-batching-async-sched-mode): how many
     # steps it overlapped and compacted. Counts of a GPU scheduling detail, never compared.
-    FieldSpec("async_sched_step_count", Kind.COUNT, "steps run by the async scheduler", timing=True),
+    FieldSpec(
+        "async_sched_step_count", Kind.COUNT, "steps run by the async scheduler", timing=True
+    ),
     FieldSpec(
         "async_sched_compaction_step_count",
         Kind.COUNT,
@@ -189,8 +192,10 @@ def check_value(kind: Kind, value: Any, where: str) -> Any:
         Kind.TOP_N: _is_top_n,
         Kind.SECONDS: lambda v: _is_number(v) and not v < 0,
         Kind.COUNT: lambda v: _is_int(v) and v >= 0,
-        Kind.COUNTS: lambda v: isinstance(v, dict)
-        and all(isinstance(k, str) and _is_int(n) and n >= 0 for k, n in v.items()),
+        Kind.COUNTS: lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(k, str) and _is_int(n) and n >= 0 for k, n in v.items())
+        ),
         Kind.NUMBERS: lambda v: (
             _is_number(v) or (isinstance(v, list) and bool(v) and all(_is_number(x) for x in v))
         ),

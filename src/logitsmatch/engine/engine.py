@@ -51,9 +51,8 @@ class LLMEngine:
         ]
         self._requests: dict[str, Request] = {}
         self._generators: dict[str, torch.Generator] = {}
-        self._started: dict[str, float] = {}
         self._arrivals = 0
-        self.steps = 0
+        self.steps = 0  # steps run since the last reset() (Megatron's context.step_count)
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -92,10 +91,11 @@ class LLMEngine:
             )
         if params.termination_id is None and self.tokenizer.eos_token_id is not None:
             params = replace(params, termination_id=self.tokenizer.eos_token_id)
-        request = Request(rid, text, tokens, params, arrival=self._arrivals)
+        request = Request(
+            rid, text, tokens, params, arrival=self._arrivals, arrival_s=time.perf_counter()
+        )
         self._arrivals += 1
         self._requests[rid] = request
-        self._started[rid] = time.perf_counter()
         if not params.greedy:
             self._generators[rid] = make_generator(params)
         self.scheduler.add(request)
@@ -108,6 +108,23 @@ class LLMEngine:
 
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
+
+    @property
+    def lifetime_prefill_token_count(self) -> int:
+        """Tokens prefilled since the last reset() (Megatron's context counter of this name,
+        which its engine.reset() zeroes too); a preempted request's recompute counts again."""
+        return self.scheduler.prefill_tokens
+
+    def reset(self) -> None:
+        """Start a new trial, as Megatron's engine.reset() does: zero ``steps`` and
+        ``lifetime_prefill_token_count``; the model and its (empty) KV cache stay.
+
+        Raises RuntimeError while requests are unfinished.
+        """
+        if self.has_unfinished():
+            raise RuntimeError("LLMEngine.reset: requests are still running")
+        self.steps = 0
+        self.scheduler.reset_counters()
 
     def abort(self, request_id: str) -> RequestRecord | None:
         """Stop a request now; returns its partial record, or None for an unknown id."""
@@ -172,7 +189,7 @@ class LLMEngine:
     def _compute_results(
         self, hidden: torch.Tensor, plans: list[ChunkPlan], out: torch.Tensor
     ) -> None:
-        # Rows of ``hidden`` that need logits: prompt-logprob positions first, then the last
+        # Rows of ``hidden`` that need logits: prompt-result positions first, then the last
         # row of every chunk that samples.
         rows: list[int] = []
         targets: list[int] = []
@@ -187,43 +204,67 @@ class LLMEngine:
                 sample_rows.append(row - 1)
         all_rows = torch.tensor(rows + sample_rows, dtype=torch.long, device=hidden.device)
         local = self.model.local_logits(hidden[all_rows])  # [R, V_l]
-        start = self.model.vocab_start
         normalizer = log_normalizer(local, self.ctx)
-        n_prompt = len(rows)
-        prompt_lp = (
-            token_logprobs(
-                local[:n_prompt],
-                torch.tensor(targets, device=local.device),
-                start,
-                self.ctx,
-                normalizer[:n_prompt],
-            )
-            .double()
-            .cpu()
-        )
+        n = len(rows)
+        self._prompt_results(local[:n], normalizer[:n], targets, plans, out)
+        self._sample_results(local[n:], normalizer[n:], plans, out)
+
+    def _prompt_results(
+        self,
+        local: torch.Tensor,
+        normalizer: torch.Tensor,
+        targets: list[int],
+        plans: list[ChunkPlan],
+        out: torch.Tensor,
+    ) -> None:
+        """Fill every chunk's prompt logprobs and, where asked, its prompt top-n pairs."""
+        start = self.model.vocab_start
+        target_ids = torch.tensor(targets, dtype=torch.long, device=local.device)
+        logprobs = token_logprobs(local, target_ids, start, self.ctx, normalizer).double().cpu()
+        # why the max over the step's chunks: every TP rank must run the same top_n collective
+        k = max([0] + [i.chunk.request.params.prompt_top_n for i in plans if i.prompt_positions])
+        pairs = self._top_n_pairs(local, normalizer, k) if k else None
+        cursor = 0
+        for item in plans:
+            n, o = len(item.prompt_positions), item.offset
+            out[o : o + n] = logprobs[cursor : cursor + n]
+            kp = item.chunk.request.params.prompt_top_n
+            if pairs is not None and kp and n:
+                o = item.prompt_top_n_offset
+                out[o : o + 2 * kp * n] = pairs[cursor : cursor + n, :kp].reshape(-1)
+            cursor += n
+
+    def _top_n_pairs(self, local: torch.Tensor, normalizer: torch.Tensor, k: int) -> torch.Tensor:
+        """The k most likely tokens of each row as (logprob, id) pairs: [R, k, 2] float64."""
+        values, ids = top_n(local, k, self.model.vocab_start, self.ctx)
+        logprobs = (values - normalizer.unsqueeze(-1)).double().cpu()
+        return torch.stack([logprobs, ids.double().cpu()], dim=-1)
+
+    def _sample_results(
+        self,
+        local: torch.Tensor,
+        normalizer: torch.Tensor,
+        plans: list[ChunkPlan],
+        out: torch.Tensor,
+    ) -> None:
+        """Sample the next token of every chunk that samples; fill its logprob and top-n."""
+        start = self.model.vocab_start
         samplers = [item for item in plans if item.chunk.sample]
-        sample_local = local[n_prompt:]
         max_n = max([1] + [i.chunk.request.params.top_n_logprobs for i in samplers])
-        best_values, best_ids = top_n(sample_local, max_n, start, self.ctx)
+        best_values, best_ids = top_n(local, max_n, start, self.ctx)
         tokens = best_ids[:, 0].clone()
         needs_full = [j for j, i in enumerate(samplers) if not i.chunk.request.params.greedy]
         if needs_full:
-            full = full_logits(sample_local[needs_full], self.ctx)
+            full = full_logits(local[needs_full], self.ctx)
             for row_in_full, j in enumerate(needs_full):
                 request = samplers[j].chunk.request
                 tokens[j] = sample(
                     full[row_in_full], request.params, self._generators[request.request_id]
                 )
-        sample_lp = token_logprobs(sample_local, tokens, start, self.ctx, normalizer[n_prompt:])
-        best_lp = (best_values - normalizer[n_prompt:].unsqueeze(-1)).double().cpu()
-        cursor = 0
-        for item in plans:
-            o = item.offset
-            n = len(item.prompt_positions)
-            out[o : o + n] = prompt_lp[cursor : cursor + n]
-            cursor += n
+        sample_lp = token_logprobs(local, tokens, start, self.ctx, normalizer)
+        best_lp = (best_values - normalizer.unsqueeze(-1)).double().cpu()
         for j, item in enumerate(samplers):
-            o = item.offset + len(item.prompt_positions)
+            o = item.sample_offset
             out[o] = float(tokens[j])
             out[o + 1] = float(sample_lp[j])
             k = item.chunk.request.params.top_n_logprobs
@@ -234,20 +275,26 @@ class LLMEngine:
     def _apply(self, plans: list[ChunkPlan], values: list[float]) -> list[RequestRecord]:
         finished = []
         for item in plans:
-            c, o = item.chunk, item.offset
+            c = item.chunk
             request = c.request
             request.num_computed = c.end
             n = len(item.prompt_positions)
-            request.prompt_logprobs.extend(values[o : o + n])
+            request.prompt_logprobs.extend(values[item.offset : item.offset + n])
+            k = request.params.prompt_top_n
+            for i in range(n if k else 0):
+                o = item.prompt_top_n_offset + 2 * k * i
+                request.prompt_top_n.append(_top_n_map(values[o : o + 2 * k]))
             if not c.sample:
                 continue
-            token, logprob = int(values[o + n]), values[o + n + 1]
+            o = item.sample_offset
+            token, logprob = int(values[o]), values[o + 1]
             request.generated.append(token)
             request.generated_logprobs.append(logprob)
+            if request.ttft is None:
+                request.ttft = time.perf_counter() - request.arrival_s
             k = request.params.top_n_logprobs
             if k:
-                pairs = values[o + n + 2 : o + n + 2 + 2 * k]
-                request.top_n.append({int(pairs[2 * m + 1]): pairs[2 * m] for m in range(k)})
+                request.top_n.append(_top_n_map(values[o + 2 : o + 2 + 2 * k]))
             if self._check_stop(request, token):
                 finished.append(self._finish(request))
         return finished
@@ -273,18 +320,32 @@ class LLMEngine:
         if request.finish_reason == "stop_string":
             cut = min(text.find(s) for s in request.params.stop_strings if s in text)
             text = text[:cut]
-        logprobs = None
-        if request.params.return_log_probs:
-            logprobs = request.prompt_logprobs + request.generated_logprobs
+        params = request.params
+        logs = params.return_log_probs
         return RequestRecord(
             request_id=rid,
             input_prompt=request.prompt,
             generated_text=text,
             generated_tokens=list(request.generated),
-            logprobs=logprobs,
-            top_n_logprobs=[{str(k): v for k, v in d.items()} for d in request.top_n]
-            if request.params.top_n_logprobs
+            logprobs=request.prompt_logprobs + request.generated_logprobs if logs else None,
+            prompt_logprobs=list(request.prompt_logprobs) if logs else None,
+            generated_logprobs=list(request.generated_logprobs) if logs else None,
+            top_n_logprobs=_top_n_json(request.top_n) if params.top_n_logprobs else None,
+            prompt_top_n_logprobs=_top_n_json(request.prompt_top_n)
+            if params.prompt_top_n
             else None,
             finish_reason=request.finish_reason or "aborted",
-            latency=time.perf_counter() - self._started.pop(rid),
+            latency=time.perf_counter() - request.arrival_s,
+            ttft=request.ttft,
+            step_count=self.steps,
         )
+
+
+def _top_n_map(pairs: list[float]) -> dict[int, float]:
+    """(logprob, id) pairs, flat, as {id: logprob}."""
+    return {int(pairs[m + 1]): pairs[m] for m in range(0, len(pairs), 2)}
+
+
+def _top_n_json(top: list[dict[int, float]]) -> list[dict[str, float]]:
+    """Top-n maps with string keys, as JSON (and the record) hold them."""
+    return [{str(k): v for k, v in d.items()} for d in top]

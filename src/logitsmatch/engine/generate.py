@@ -3,6 +3,10 @@
 One process when the layout has one rank; otherwise this module is what torchrun starts on each
 rank (``python -m logitsmatch.engine.generate ...``). Requests go round-robin to the DP replicas;
 rank 0 gathers every replica's records and writes the file.
+
+With ``--inference-repeat-n N`` the same requests (fresh ones, the same seeds) run N times in
+the same engine, as Megatron-LM's dynamic-inference test does: the file holds the last trial's
+records and one throughput figure per trial.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch.distributed as dist
 
@@ -22,19 +26,22 @@ from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.generate_args import (
     add_model_flags,
     add_request_flags,
+    add_run_flags,
     engine_options,
+    is_written,
     read_prompts,
     sampling_for,
 )
 from logitsmatch.engine.request import RequestError
 from logitsmatch.engine.tokenizer import Tokenizer
-from logitsmatch.record import RequestRecord, output_json, write_output
+from logitsmatch.record import OutputJSON, RequestRecord, output_json, write_output
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="logitsmatch generate", description=__doc__)
     add_model_flags(p)
     add_request_flags(p)
+    add_run_flags(p)
     p.add_argument(
         "--deadline-s",
         type=float,
@@ -91,23 +98,59 @@ def _text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
     return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
 
 
-def gather(
-    records: list[RequestRecord], generated: int, contribute: bool
-) -> tuple[list[RequestRecord], int]:
-    """Merge every replica's records on rank 0; only one rank per replica ``contribute``s,
-    since all ranks of a replica hold the same records."""
+@dataclass(frozen=True)
+class Trials:
+    """What one replica's entry rank reports after all trials (rank 0 merges them)."""
+
+    records: list[RequestRecord]  # the last trial's
+    generated: list[int]  # generated tokens, one count per trial
+    elapsed: list[float]  # wall seconds, one per trial
+    prefill_tokens: int  # the engine's lifetime_prefill_token_count after the last trial
+
+
+def run_trials(
+    engine: LLMEngine, args: argparse.Namespace, prompts: list[str | list[int]]
+) -> Trials:
+    """``args.inference_repeat_n`` trials of this replica's share of ``prompts``."""
+    generated: list[int] = []
+    elapsed: list[float] = []
+    records: list[RequestRecord] = []
+    for _ in range(args.inference_repeat_n):
+        engine.reset()
+        if dist.is_initialized():
+            dist.barrier()  # why: every replica's trial starts together, so the wall times add up
+        start = time.perf_counter()
+        records, count = run_requests(engine, args, prompts)
+        elapsed.append(time.perf_counter() - start)
+        generated.append(count)
+    # why: Megatron writes the engine's step count at output time into every request's entry
+    records = [r if r.error else replace(r, step_count=engine.steps) for r in records]
+    return Trials(records, generated, elapsed, engine.lifetime_prefill_token_count)
+
+
+def gather(trials: Trials, contribute: bool) -> list[Trials]:
+    """Every replica's Trials on rank 0 (elsewhere: []); only one rank per replica
+    ``contribute``s, since all ranks of a replica hold the same records."""
     if not dist.is_initialized():
-        return records, generated
-    mine = (records, generated) if contribute else ([], 0)
-    parts: list[tuple[list[RequestRecord], int] | None] = [None] * dist.get_world_size()
-    dist.gather_object(mine, parts if dist.get_rank() == 0 else None, dst=0)
-    merged: list[RequestRecord] = []
-    total = 0
-    for part in parts if dist.get_rank() == 0 else []:
-        assert part is not None
-        merged.extend(part[0])
-        total += part[1]
-    return merged, total
+        return [trials]
+    parts: list[Trials | None] = [None] * dist.get_world_size()
+    dist.gather_object(trials if contribute else None, parts if dist.get_rank() == 0 else None)
+    return [part for part in parts if part is not None]
+
+
+def output_doc(parts: list[Trials], args: argparse.Namespace, count: int) -> OutputJSON:
+    """The output JSON of the replicas' ``parts``: the requests --output-every-n-results
+    keeps, one throughput per trial (all replicas' tokens / the slowest replica's time) and
+    the prefill tokens of all replicas."""
+    records = [r for part in parts for r in part.records]
+    kept = [r for r in records if is_written(int(r.request_id), count, args.output_every_n_results)]
+    throughput = []
+    for trial in range(args.inference_repeat_n):
+        tokens = sum(part.generated[trial] for part in parts)
+        wall = max(part.elapsed[trial] for part in parts)
+        throughput.append(tokens / wall if wall > 0 else 0.0)
+    prefill = sum(part.prefill_tokens for part in parts)
+    return output_json(kept, throughput=throughput, lifetime_prefill_token_count=prefill)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,18 +171,15 @@ def main(argv: list[str] | None = None) -> int:
             args.run_dir,
         )
     engine = build_engine(options, spec)
-    start = time.perf_counter()
     where = layout.describe(dist.get_rank()) if dist.is_initialized() else "single process"
-    print(f"logitsmatch: {where} ready in {start - STARTED:.2f} s", file=sys.stderr, flush=True)
-    records, generated = run_requests(engine, args, prompts)
-    elapsed = time.perf_counter() - start
+    ready = time.perf_counter() - STARTED
+    print(f"logitsmatch: {where} ready in {ready:.2f} s", file=sys.stderr, flush=True)
+    trials = run_trials(engine, args, prompts)
     ctx = engine.ctx
-    entry = not ctx.replica_ranks or dist.get_rank() == ctx.replica_ranks[0]
-    records, generated = gather(records, generated, entry)
-    failed = [r for r in records if r.error is not None]
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        throughput = [generated / elapsed if elapsed > 0 else 0.0]
-        write_output(args.output_path, output_json(records, throughput=throughput))
+    parts = gather(trials, not ctx.replica_ranks or dist.get_rank() == ctx.replica_ranks[0])
+    failed = [r for part in parts for r in part.records if r.error is not None]
+    if parts:
+        write_output(args.output_path, output_doc(parts, args, len(prompts)))
         for r in failed:
             print(
                 f"logitsmatch generate: request {r.request_id} failed: {r.error}", file=sys.stderr

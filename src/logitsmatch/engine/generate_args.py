@@ -103,8 +103,49 @@ def add_request_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop-strings", nargs="*", default=[])
     g.add_argument("--return-log-probs", action="store_true")
     g.add_argument("--top-n-logprobs", type=int, default=0)
+    g.add_argument(
+        "--return-prompt-top-n-logprobs",
+        action="store_true",
+        help="also the --top-n-logprobs most likely tokens of every prompt position 1..n-1 "
+        "(prompt_top_n_logprobs)",
+    )
     g.add_argument("--add-bos", action="store_true")
     g.add_argument("--output-path", type=Path, required=True)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("trials and output")
+    g.add_argument(
+        "--inference-repeat-n",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run the requests N times in the same engine, one trial after another; write "
+        "the last trial's records and one throughput figure per trial (in-process only)",
+    )
+    g.add_argument(
+        "--output-every-n-results",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="write only request i where i %% N == 0, and the last request",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return value
+
+
+def is_written(index: int, count: int, every_n: int) -> bool:
+    """Whether request ``index`` of ``count`` goes into the output JSON under
+    --output-every-n-results ``every_n`` (Megatron's rule: every n-th, plus the last)."""
+    return index % every_n == 0 or index == count - 1
 
 
 def read_prompts(args: argparse.Namespace) -> list[str | list[int]]:
@@ -155,6 +196,7 @@ def sampling_for(args: argparse.Namespace, index: int, extra_tokens: int = 0) ->
         stop_strings=tuple(args.stop_strings),
         return_log_probs=args.return_log_probs,
         top_n_logprobs=args.top_n_logprobs,
+        return_prompt_top_n_logprobs=args.return_prompt_top_n_logprobs,
     )
 
 

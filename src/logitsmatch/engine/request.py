@@ -17,6 +17,8 @@ class SamplingParams:
 
     ``top_k=1`` is greedy (argmax, first index on ties). ``top_k=0`` means no top-k cut.
     ``seed`` makes a sampled request reproducible whatever else is in the batch.
+    ``return_prompt_top_n_logprobs``: also the ``top_n_logprobs`` most likely tokens of every
+    prompt position 1..n-1 (off by default: a top-n over each prompt row costs a sort).
     """
 
     num_tokens_to_generate: int = 30
@@ -28,6 +30,7 @@ class SamplingParams:
     stop_strings: tuple[str, ...] = ()
     return_log_probs: bool = False
     top_n_logprobs: int = 0
+    return_prompt_top_n_logprobs: bool = False
 
     def __post_init__(self) -> None:
         n = self.num_tokens_to_generate
@@ -51,12 +54,24 @@ class SamplingParams:
             raise ValueError(
                 f"top_n_logprobs must be an int in [0, 20], got {self.top_n_logprobs!r}"
             )
+        if self.return_prompt_top_n_logprobs and not self.top_n_logprobs:
+            raise ValueError("return_prompt_top_n_logprobs needs top_n_logprobs >= 1")
         if any(not isinstance(s, str) or not s for s in self.stop_strings):
             raise ValueError(f"stop_strings must be non-empty strings, got {self.stop_strings!r}")
 
     @property
     def greedy(self) -> bool:
         return self.top_k == 1
+
+    @property
+    def prompt_top_n(self) -> int:
+        """How many most likely tokens to record per prompt position (0: none)."""
+        return self.top_n_logprobs if self.return_prompt_top_n_logprobs else 0
+
+    @property
+    def records_prompt(self) -> bool:
+        """Whether prompt positions get results: their logprobs and/or their top-n."""
+        return self.return_log_probs or self.prompt_top_n > 0
 
 
 class Status(enum.Enum):
@@ -79,6 +94,10 @@ class Request:
     prompt_logprobs: list[float] = field(default_factory=list)
     generated_logprobs: list[float] = field(default_factory=list)
     top_n: list[dict[int, float]] = field(default_factory=list)
+    prompt_top_n: list[dict[int, float]] = field(default_factory=list)
+    arrival_s: float = 0.0  # time.perf_counter() at add_request
+    ttft: float | None = None  # seconds from arrival_s to the first generated token
+    prefill_end: int = 0  # num_tokens when last admitted: positions below it are prefilled
     status: Status = Status.WAITING
     finish_reason: str | None = None
     num_preemptions: int = 0

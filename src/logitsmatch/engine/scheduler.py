@@ -37,6 +37,12 @@ class ScheduledChunk:
     def num_tokens(self) -> int:
         return self.end - self.start
 
+    @property
+    def num_prefill_tokens(self) -> int:
+        """Tokens of this chunk that are prefill, not a decode: every position below the
+        request's length when it was last admitted (a preempted request's recompute again)."""
+        return max(0, min(self.end, self.request.prefill_end) - self.start)
+
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, allocator: BlockAllocator) -> None:
@@ -45,6 +51,7 @@ class Scheduler:
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.num_preemptions = 0
+        self.prefill_tokens = 0  # prefill tokens scheduled since the last reset_counters()
 
     def add(self, request: Request) -> None:
         self.waiting.append(request)
@@ -60,6 +67,10 @@ class Scheduler:
         elif request in self.waiting:
             self.waiting.remove(request)
         request.status = Status.FINISHED
+
+    def reset_counters(self) -> None:
+        """Zero the prefill-token count (the engine's reset between trials)."""
+        self.prefill_tokens = 0
 
     def schedule(self) -> list[ScheduledChunk]:
         """Pick this step's chunks; mutates block tables and the running/waiting queues."""
@@ -89,9 +100,11 @@ class Scheduler:
                 break
             self.waiting.popleft()
             request.status = Status.RUNNING
+            request.prefill_end = request.num_tokens  # why: all of it has no KV, prompt or not
             self.running.append(request)
             chunks.append(chunk)
             budget -= chunk.num_tokens
+        self.prefill_tokens += sum(c.num_prefill_tokens for c in chunks)
         return chunks
 
     def _decodes_first(self) -> list[Request]:

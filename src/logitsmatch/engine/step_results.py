@@ -2,8 +2,9 @@
 
 Every rank of a replica knows the step's schedule, so each can compute the layout below without
 being told; the last stage fills one flat float64 tensor (token ids are exact in float64) and
-broadcasts it. Per scheduled chunk, in order: its prompt logprobs, then, if it samples, the
-token, its logprob and ``top_n`` (logprob, id) pairs.
+broadcasts it. Per scheduled chunk, in order: its prompt logprobs, then ``prompt_top_n``
+(logprob, id) pairs per prompt position, then, if it samples, the token, its logprob and
+``top_n`` (logprob, id) pairs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,19 @@ class ChunkPlan:
     offset: int  # where this chunk's values start in the flat tensor
 
     @property
+    def prompt_top_n_offset(self) -> int:
+        """Where the prompt positions' top-n pairs start (after their logprobs)."""
+        return self.offset + len(self.prompt_positions)
+
+    @property
+    def sample_offset(self) -> int:
+        """Where the sampled token, its logprob and its top-n pairs start."""
+        k = self.chunk.request.params.prompt_top_n
+        return self.prompt_top_n_offset + 2 * k * len(self.prompt_positions)
+
+    @property
     def width(self) -> int:
-        n = len(self.prompt_positions)
+        n = self.sample_offset - self.offset
         if self.chunk.sample:
             n += 2 + 2 * self.chunk.request.params.top_n_logprobs
         return n
@@ -34,7 +46,7 @@ def plan(chunks: list[ScheduledChunk]) -> tuple[list[ChunkPlan], int]:
     for chunk in chunks:
         request = chunk.request
         positions: list[int] = []
-        if request.params.return_log_probs:
+        if request.params.records_prompt:
             # Prompt logprobs are recorded once, even if a preempted request is recomputed.
             first = max(chunk.start, len(request.prompt_logprobs))
             last = min(chunk.end, len(request.prompt_tokens) - 1)

@@ -7,7 +7,8 @@ finish at different steps. The result is the output JSON of ``logitsmatch.record
 "0", "1", ... (prompt order) to the records the engines sent (every field the in-process engine
 writes, top-n logprobs included), with ``latency`` measured by the client (seconds), plus
 ``throughput``: one figure for the run, all generated tokens / the driver's wall time (tok/s),
-as the in-process path reports it.
+as the in-process path reports it. With ``output_every_n`` only request i where
+i % n == 0, and the last one, are written (Megatron's --output-every-n-results).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from logitsmatch.engine.generate_args import is_written
 from logitsmatch.engine.request import SamplingParams
 from logitsmatch.record import REQUEST_FIELD_NAMES, OutputJSON, RequestRecord, output_json
 from logitsmatch.serving.client import Client
@@ -39,12 +41,13 @@ async def drive(
     min_replicas: int = 1,
     curve: CurveClientKeys | None = None,
     shutdown: bool = False,
+    output_every_n: int = 1,
 ) -> OutputJSON:
     """Run ``prompts`` through the coordinator at ``address``; returns the output-JSON dict.
 
     Waits (within the deadline) for ``min_replicas`` replicas before submitting; with
     ``shutdown`` it then shuts the coordinator and its engines down. Raises DriverError naming
-    every request that failed.
+    every request that failed. ``output_every_n``: see ``to_output_json``.
     """
     k = incoming_requests_per_step
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -80,15 +83,22 @@ async def drive(
             + (" ..." if len(failures) > 5 else "")
         )
     records = [r for r in results if not isinstance(r, BaseException)]  # all of them, now
-    return to_output_json(records, elapsed)
+    return to_output_json(records, elapsed, output_every_n)
 
 
-def to_output_json(records: Sequence[dict[str, Any]], elapsed_s: float) -> OutputJSON:
+def to_output_json(
+    records: Sequence[dict[str, Any]], elapsed_s: float, output_every_n: int = 1
+) -> OutputJSON:
     """Output JSON from finished records in request order (ids "0", "1", ...), dropping what
-    the client adds beside the record (``request_id``, ``replica``, ``engine_latency``)."""
+    the client adds beside the record (``request_id``, ``replica``, ``engine_latency``).
+
+    Only request i with i % ``output_every_n`` == 0, and the last, are written; throughput
+    counts them all.
+    """
     entries = [
         RequestRecord.from_json(str(i), {k: v for k, v in r.items() if k in REQUEST_FIELD_NAMES})
         for i, r in enumerate(records)
+        if is_written(i, len(records), output_every_n)
     ]
     generated = sum(len(r["generated_tokens"]) for r in records)
     return output_json(entries, throughput=[generated / elapsed_s if elapsed_s > 0 else 0.0])

@@ -53,6 +53,8 @@ def sampling_from_wire(outer: Body, value: Any, limits: Limits) -> SamplingParam
         kw["return_log_probs"] = body.boolean("return_log_probs")
     if "top_n_logprobs" in value:
         kw["top_n_logprobs"] = body.integer("top_n_logprobs", 0, 20)
+    if "return_prompt_top_n_logprobs" in value:
+        kw["return_prompt_top_n_logprobs"] = body.boolean("return_prompt_top_n_logprobs")
     try:
         return SamplingParams(**kw)
     except ValueError as e:

@@ -3,8 +3,10 @@
 Starts a coordinator (loopback, a free port) and the engine ranks under torchrun, submits the
 prompts through the coordinator ``--incoming-requests-per-step`` at a time (request i of a burst
 generating ``num_tokens_to_generate + i`` tokens unless ``--no-stagger-lengths``), waits for all
-within the deadline, writes the output JSON, and shuts everything down. A dead rank fails the
-run with that rank named (from torchrun), never a hang.
+within the deadline, writes the output JSON (``--output-every-n-results`` of them), and shuts
+everything down. A dead rank fails the run with that rank named (from torchrun), never a hang.
+``--inference-repeat-n`` above 1 is refused: the driver runs each request once (as Megatron-LM
+refuses it with its coordinator: served engines are not reset between trials).
 """
 
 from __future__ import annotations
@@ -49,7 +51,13 @@ def _stop_coordinator_if_ranks_die(job: RankJob, coordinator: Service) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.inference_repeat_n != 1:
+        p.error(
+            f"--inference-repeat-n {args.inference_repeat_n}: the ZMQ driver does not repeat "
+            "(it runs each request once); drop --zmq to repeat in-process"
+        )
     options = engine_options(args)
     layout = options.layout
     prompts = read_prompts(args)
@@ -74,6 +82,7 @@ def main(argv: list[str]) -> int:
             deadline_s=args.deadline_s,
             min_replicas=layout.dp,
             shutdown=True,
+            output_every_n=args.output_every_n_results,
         )
     except (DriverError, CoordinatorLost, TimeoutError, RuntimeError) as exc:
         print(f"logitsmatch generate --zmq: {exc}", file=sys.stderr)

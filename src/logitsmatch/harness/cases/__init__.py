@@ -7,7 +7,7 @@ targets, and ``logitsmatch.ci`` reads the platform table, without torch.
 
 from logitsmatch.harness.cases.fields import CaseError, Driver, Expected
 from logitsmatch.harness.cases.lookup import DEFAULT_CASES_DIR, find_case
-from logitsmatch.harness.cases.schema import Case, CaseTarget, load_all, load_case
+from logitsmatch.harness.cases.schema import Case, CaseTarget, case_paths, load_all, load_case
 
 __all__ = [
     "DEFAULT_CASES_DIR",
@@ -16,6 +16,7 @@ __all__ = [
     "CaseTarget",
     "Driver",
     "Expected",
+    "case_paths",
     "find_case",
     "load_all",
     "load_case",

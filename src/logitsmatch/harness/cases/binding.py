@@ -75,7 +75,8 @@ def bind_model(
     golden = _golden_model(model_args)
     loaded = _checkpoint(source, model_args, environ)
     if loaded is not None:
-        return ModelBinding(loaded, {"--model": loaded}, golden_model=golden)
+        # why: the folder's own checkpoint is what its goldens were recorded with.
+        return ModelBinding(golden, _seeded(model_args, loaded), golden_model=golden)
     return _stand_in(source, model_args, golden)
 
 

@@ -297,9 +297,7 @@ def prompts(
             "expected exactly one of PROMPTS, --prompts, --prompt-file"
         )
     if "--prompt-file-num-truncate" in args and given[0] != "--prompt-file":
-        raise CaseError(
-            f"{source}: MODEL_ARGS.--prompt-file-num-truncate: only with --prompt-file"
-        )
+        raise CaseError(f"{source}: MODEL_ARGS.--prompt-file-num-truncate: only with --prompt-file")
     if given[0] == "--prompt-file":
         name = text(source, "MODEL_ARGS.--prompt-file", args["--prompt-file"])
         limit = args.get("--prompt-file-num-truncate")

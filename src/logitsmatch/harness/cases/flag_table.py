@@ -161,13 +161,10 @@ TABLE: dict[str, FlagRule] = {
         lambda value: shlex.split(str(value)),
     ),
     "--enable-chunked-prefill": _engine(
-        "the engine prefills prompts longer than --inference-max-batch-tokens in chunks by "
-        "default",
+        "the engine prefills prompts longer than --inference-max-batch-tokens in chunks by default",
         "",
     ),
-    "--distributed-backend": _engine(
-        "the engine picks gloo on CPU and nccl on CUDA by itself", ""
-    ),
+    "--distributed-backend": _engine("the engine picks gloo on CPU and nccl on CUDA by itself", ""),
     # --- read by the harness
     "--prompts": FlagRule(Use.HARNESS, "the requests' prompts, passed in a file of the run's"),
     "--prompt-file": FlagRule(Use.HARNESS, "read when the case runs (JSONL: text or prompt)"),
@@ -252,7 +249,7 @@ class FlagReport:
 
     engine_args: dict[str, Any] = field(default_factory=dict)  # engine flag -> value
     unused: tuple[tuple[str, Use, str], ...] = ()  # (flag, use, why): gpu-only, not-applicable
-    blockers: tuple[str, ...] = ()  # "FEATURE (--flag)" for every missing feature
+    blockers: tuple[str, ...] = ()  # "needs FEATURE (--flag: value)", one per missing feature
 
     def unused_lines(self) -> list[str]:
         """``--flag: why`` for each flag that is a no-op here, grouped by use."""
@@ -279,8 +276,8 @@ def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> 
     for flag, value in model_args.items():
         rule = rule_for(source, flag)
         feature = rule.blocker(value, shape) if rule.blocker else None
-        if feature:
-            blockers.append(f"{feature} ({flag}: {value})")
+        if feature and not any(b.startswith(f"needs {feature} (") for b in blockers):
+            blockers.append(f"needs {feature} ({flag}: {value})")
         if rule.use is Use.ENGINE and rule.engine_flag != "":
             name = rule.engine_flag or flag
             engine[name] = rule.words(value) if rule.words else value

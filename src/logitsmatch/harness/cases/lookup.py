@@ -11,6 +11,8 @@ from logitsmatch.harness.cases.fields import CaseError
 from logitsmatch.harness.cases.schema import MEGATRON_CONFIG, Case, load_case
 
 DEFAULT_CASES_DIR = Path("cases")
+# Megatron-LM's vendored case folders: found by name too (`record FOLDER`, `check FOLDER`).
+CORPUS_DIR = Path("tests") / "data" / "megatron"
 
 
 class CaseNotFound(CaseError):
@@ -18,12 +20,14 @@ class CaseNotFound(CaseError):
 
 
 def find_case(spec: str, cases_dir: Path = DEFAULT_CASES_DIR) -> Case:
-    """``spec``: a case name (cases/<name>.yaml or cases/<name>/), or a path to a case file or
-    folder; a CaseNotFound listing the known names when there is no such case."""
+    """``spec``: a case name (cases/<name>.yaml or cases/<name>/, else a folder of Megatron-LM's
+    corpus, tests/data/megatron/<name>/), or a path to a case file or folder; a CaseNotFound
+    listing the known names when there is no such case."""
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or (path / MEGATRON_CONFIG).is_file():
         return load_case(path)
-    for candidate in (cases_dir / f"{spec}.yaml", cases_dir / f"{spec}.yml", cases_dir / spec):
+    candidates = (cases_dir / f"{spec}.yaml", cases_dir / f"{spec}.yml", cases_dir / spec)
+    for candidate in (*candidates, CORPUS_DIR / spec):
         if candidate.is_file() or (candidate / MEGATRON_CONFIG).is_file():
             return load_case(candidate)
     known = sorted(p.stem for p in cases_dir.glob("*.y*ml")) if cases_dir.is_dir() else []

@@ -271,22 +271,29 @@ def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
 
 def load_all(cases_dir: str | Path, *, golden_root: Path | None = None) -> list[Case]:
     """Every case in ``cases_dir`` (``*.yaml`` files and Megatron folders), sorted by name."""
-    cases_dir = Path(cases_dir)
-    if not cases_dir.is_dir():
-        raise CaseError(f"{cases_dir}: no such cases folder")
-    entries = [
-        p
-        for p in cases_dir.iterdir()
-        if (p.is_file() and p.suffix in (".yaml", ".yml"))
-        or (p.is_dir() and (p / MEGATRON_CONFIG).is_file())
-    ]
-    cases = [load_case(p, golden_root=golden_root) for p in entries]
+    cases = [load_case(p, golden_root=golden_root) for p in case_paths(cases_dir)]
     seen: dict[str, Path] = {}
     for case in cases:
         if case.name in seen:
             raise CaseError(f"{case.source}: case name {case.name!r} is also {seen[case.name]}")
         seen[case.name] = case.source
     return sorted(cases, key=lambda c: c.name)
+
+
+def case_paths(cases_dir: str | Path) -> list[Path]:
+    """The case files and Megatron folders in ``cases_dir``, sorted by name (unloaded)."""
+    cases_dir = Path(cases_dir)
+    if not cases_dir.is_dir():
+        raise CaseError(f"{cases_dir}: no such cases folder")
+    return sorted(
+        (
+            p
+            for p in cases_dir.iterdir()
+            if (p.is_file() and p.suffix in (".yaml", ".yml"))
+            or (p.is_dir() and (p / MEGATRON_CONFIG).is_file())
+        ),
+        key=lambda p: p.stem if p.is_file() else p.name,
+    )
 
 
 def megatron_golden_platform(filename: str) -> str | None:
@@ -370,7 +377,9 @@ def _build(
     if not args and megatron:
         blocked = ("no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine",)
     if blocked and not megatron:
-        raise CaseError(f"{source}: MODEL_ARGS: the builtin engine lacks " + "; ".join(blocked))
+        raise CaseError(
+            f"{source}: MODEL_ARGS: the builtin engine cannot run this case: " + "; ".join(blocked)
+        )
     if megatron and "PLATFORMS" not in raw:
         platforms = _megatron_platforms(name, goldens, golden_root, blocked)
     else:
@@ -421,7 +430,7 @@ def _megatron_platforms(
         why = f"no cpu golden yet (nox -s record -- {name} --platform cpu)"
         out["cpu"] = (Expected.PASS, "") if recorded else (Expected.NOT_RECORDED, why)
     if blocked:
-        why = "the builtin engine lacks " + "; ".join(blocked)
+        why = "the builtin engine cannot run it: " + "; ".join(blocked)
         out = {platform: (Expected.SKIP, why) for platform in out}
     return out
 

@@ -1,4 +1,5 @@
-"""``logitsmatch check CASE [CASE...] | --all  [--platform P|auto]``: run, compare, report.
+"""``logitsmatch check CASE [CASE...] | --all  [--platform P|auto] [--dry-run]``: run, compare,
+report.
 
 Every target runs in a run folder of its own (``runs/<case>@<platform>/<timestamp>-<pid>/``,
 holding its prompts, output JSON, engine and rank logs, and its own reports). The combined
@@ -6,7 +7,12 @@ reports (terminal table, summary.md, junit.xml, plots) go to ``--report-dir``: b
 target's parent folder for one target (``runs/<case>@<platform>/``, what CI collects), else a
 new ``runs/all@<platform>/<timestamp>-<pid>/``. Exit 0 only when every target passed or was
 skipped with a reason (too few devices, another platform, not recorded yet); 1 otherwise;
-2 for bad input.
+2 for bad input. Each case loads on its own: one that does not load is reported (naming the
+file, the field and the value) and the others still run; the exit status is then 2.
+
+``--dry-run`` loads and validates every case and target (flags, model binding, goldens,
+``${VAR}``s, prompts) and prints what each target would do, starting no engine; exit 2 when
+any is invalid, else 0.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from logitsmatch.harness.cases import (
     Case,
     CaseError,
     CaseTarget,
+    case_paths,
     find_case,
-    load_all,
 )
 from logitsmatch.harness.reports import TargetOutcome, write_reports
+from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
 from logitsmatch.harness.run.machine import Machine, detect_machine
 from logitsmatch.harness.run.skips import unlisted_outcome
@@ -48,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases-dir", type=Path, default=DEFAULT_CASES_DIR)
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="default: runs/")
     p.add_argument("--report-dir", type=Path, help="where the combined reports go")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="load and validate every case and target, print what each would do, run nothing",
+    )
     return p
 
 
@@ -58,18 +70,19 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
         print("logitsmatch check: give case names or --all (not both)", file=sys.stderr)
         return 2
     try:
-        cases = (
-            load_all(args.cases_dir)
-            if args.all
-            else [find_case(c, args.cases_dir) for c in args.cases]
-        )
+        specs = [str(p) for p in case_paths(args.cases_dir)] if args.all else args.cases
     except CaseError as exc:
         print(f"logitsmatch check: error: {exc}", file=sys.stderr)
         return 2
+    cases, invalid = _load(specs, args.cases_dir)
+    for message in invalid:
+        print(f"logitsmatch check: error: {message}", file=sys.stderr)
     machine = machine or detect_machine()
     platform = machine.platform if args.platform == "auto" else args.platform
     print(f"logitsmatch check: this machine is {machine.describe()}", file=sys.stderr)
-    if args.all and not any(platform in c.platforms for c in cases):
+    if args.dry_run:
+        return _dry_run(cases, platform, machine, bad=bool(invalid))
+    if args.all and not invalid and not any(platform in c.platforms for c in cases):
         print(
             f"logitsmatch check: no case in {args.cases_dir}/ runs on platform {platform!r}",
             file=sys.stderr,
@@ -81,7 +94,38 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     files = write_reports(outcomes, report_dir, console=console)
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
-    return 0 if all(o.ok for o in outcomes) else 1
+    if invalid:
+        return 2
+    return 0 if outcomes and all(o.ok for o in outcomes) else 1
+
+
+def _load(specs: list[str], cases_dir: Path) -> tuple[list[Case], list[str]]:
+    """(the cases that load, the errors of those that do not): one bad case stops no other."""
+    cases: list[Case] = []
+    errors: list[str] = []
+    for spec in specs:
+        try:
+            cases.append(find_case(spec, cases_dir))
+        except CaseError as exc:
+            errors.append(str(exc))
+    seen: dict[str, Path] = {}
+    for case in cases:
+        if case.name in seen and seen[case.name] != case.source:
+            errors.append(f"{case.source}: case name {case.name!r} is also {seen[case.name]}")
+        seen[case.name] = case.source
+    return cases, errors
+
+
+def _dry_run(cases: list[Case], platform: str, machine: Machine, *, bad: bool) -> int:
+    """Print every target's plan (of ``platform``, or all of the case's when it lists none
+    of them); 2 when any case or target is invalid."""
+    for case in cases:
+        platforms = [platform] if platform in case.platforms else list(case.platforms)
+        for name in platforms:
+            plan = plan_target(CaseTarget(case, name), machine)
+            bad = bad or plan.plan is Plan.INVALID
+            print(plan.line())
+    return 2 if bad else 0
 
 
 def _one(case: Case, platform: str, machine: Machine, runs_root: Path) -> TargetOutcome:

@@ -109,7 +109,8 @@ def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
     )
     # Our own case files are strict: a case the builtin engine cannot run does not load.
     with pytest.raises(
-        CaseError, match=r"many.yaml: MODEL_ARGS: the builtin engine lacks arrivals"
+        CaseError,
+        match=r"many.yaml: MODEL_ARGS: the builtin engine cannot run this case: needs arrivals",
     ):
         load_case(many)
 

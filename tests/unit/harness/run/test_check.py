@@ -78,3 +78,33 @@ def test_all_fails_when_one_fails_and_writes_one_combined_summary(project, capsy
 def test_all_on_a_platform_no_case_lists_is_an_error(project, capsys):
     assert check_main(["--all", "--platform", "gb200"], machine=CPU) == 1
     assert "no case in cases/ runs on platform 'gb200'" in capsys.readouterr().err
+
+
+def test_a_case_that_does_not_load_is_named_and_the_others_still_run(project, capsys):
+    (project / "cases" / "typo.yaml").write_text(
+        "MODEL_ARGS: {--top-kk: 1}\nDRIVER: in-process\nPROMPTS: [a]\nPLATFORMS: {cpu: {}}\n"
+    )
+    assert check_main(["--all"], machine=CPU) == 2
+    err = capsys.readouterr().err
+    assert "typo.yaml: MODEL_ARGS.--top-kk: not a known flag; did you mean '--top-k'?" in err
+    assert "good@cpu: PASSED" in err and "bad@cpu: FAILED" in err
+
+
+def test_dry_run_validates_and_plans_every_target_and_runs_nothing(project, capsys):
+    assert check_main(["--all", "--dry-run"], machine=CPU) == 0
+    out = capsys.readouterr().out
+    assert "good@cpu: run: 1 requests, tp1 pp1 dp1, driver in-process" in out
+    assert "bad@cpu: run:" in out and not (project / "runs").exists()
+    assert check_main(["good", "--dry-run", "--platform", "dgx_h100"], machine=CPU) == 0
+    assert "good@dgx_h100: skip: this machine is cpu" in capsys.readouterr().out
+    # A corrupt golden and an unset ${VAR} are invalid: exit 2, naming the file and field.
+    (project / "golden" / "cpu" / "bad.json").write_text("{not json")
+    (project / "cases" / "vars.yaml").write_text(
+        "MODEL_ARGS: {--prompt-file: '${NO_SUCH_DIR}/p.jsonl'}\nDRIVER: in-process\n"
+        "PLATFORMS: {cpu: {expected: not_recorded, reason: new}}\n"
+    )
+    assert check_main(["--all", "--dry-run"], machine=CPU) == 2
+    out = capsys.readouterr().out
+    assert "bad@cpu: invalid:" in out and "bad.json" in out
+    assert "vars@cpu: invalid:" in out and "MODEL_ARGS.--prompt-file" in out
+    assert "${NO_SUCH_DIR}" in out and "good@cpu: run:" in out
