@@ -13,7 +13,7 @@ from logitsmatch.engine import build_engine, generate
 from logitsmatch.engine.generate_args import engine_options
 from logitsmatch.engine.loader import resolve
 from logitsmatch.harness.cases import load_all
-from logitsmatch.harness.cases.flags import split_model_args
+from logitsmatch.harness.cases.flags import engine_args
 from logitsmatch.harness.cases.schema import model_args_argv
 from logitsmatch.harness.goldens import load_output
 
@@ -27,8 +27,7 @@ def _feature(suffix: str):
 
 
 def _run_with_tiny(case):
-    passed, _ = split_model_args(case.model_args)
-    argv = model_args_argv({**passed, "--model": "tiny", "--termination-id": -1})
+    argv = model_args_argv({**engine_args(case), "--model": "tiny", "--termination-id": -1})
     args = generate.parser().parse_args([*argv, "--prompts", *case.prompts, "--output-path", "x"])
     engine = build_engine(engine_options(args))
     records, _ = generate.run_requests(engine, args, list(case.prompts))
@@ -52,7 +51,9 @@ def test_case_is_batch_invariant_and_recorded_on_cpu(name):
     assert case.platforms["cpu"] == ("pass", "")
     golden = load_output(ROOT / "golden" / "cpu" / f"{name}.json", golden=True)
     assert golden["_provenance"]["platform"] == "cpu"
-    assert [g["input_prompt"] for g in (golden[r] for r in case.request_ids)] == list(case.prompts)
+    assert [g["input_prompt"] for g in (golden[str(i)] for i in range(len(case.prompts)))] == list(
+        case.prompts
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -66,7 +67,9 @@ def test_dgx_h100_expects_pass_exactly_where_an_h100_golden_is_shipped(name):
     golden = load_output(path, golden=True)
     provenance = golden["_provenance"]
     assert provenance["platform"] == "dgx_h100" and "H100" in provenance["device_name"]
-    assert [g["input_prompt"] for g in (golden[r] for r in case.request_ids)] == list(case.prompts)
+    assert [g["input_prompt"] for g in (golden[str(i)] for i in range(len(case.prompts)))] == list(
+        case.prompts
+    )
 
 
 def test_the_preemption_case_preempts():

@@ -49,6 +49,7 @@ class RunShape:
 
     driver: Driver
     prompts: int | None  # None: not known at load (a prompt file read when the case runs)
+    megatron: bool = False  # a Megatron-LM folder: its flags mean what they mean upstream
 
 
 # (value, shape) -> the missing feature's name when this value needs one, else None.
@@ -281,6 +282,9 @@ def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> 
         if rule.use is Use.ENGINE and rule.engine_flag != "":
             name = rule.engine_flag or flag
             engine[name] = rule.words(value) if rule.words else value
+            if shape.megatron and flag == "--top-n-logprobs" and value:
+                # why: upstream returns the prompt's top-n too whenever --top-n-logprobs > 0.
+                engine["--return-prompt-top-n-logprobs"] = True
         elif rule.use in (Use.GPU_ONLY, Use.NOT_APPLICABLE):
             unused.append((flag, rule.use, rule.how))
     return FlagReport(engine, tuple(unused), tuple(blockers))

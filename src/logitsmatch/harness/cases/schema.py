@@ -372,7 +372,7 @@ def _build(
     builtin = engine == "builtin"
     prompts = () if not args and megatron else f.prompts(source, raw, args)
     count = len(prompts) if isinstance(prompts, tuple) else None
-    flags = sort_flags(source, args, RunShape(driver, count)) if builtin else FlagReport()
+    flags = sort_flags(source, args, RunShape(driver, count, megatron)) if builtin else FlagReport()
     blocked = flags.blockers
     if not args and megatron:
         blocked = ("no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine",)

@@ -179,3 +179,11 @@ def test_vars_expand_from_the_environment_and_a_missing_one_is_named(tmp_path):
         expand_vars(case, case.model_args, {})
     env = run_environ(case, {"HOME_X": "/h", "PATH": "/bin"})
     assert (env["A"], env["PATH"], env["PYTHONUNBUFFERED"]) == ("/h/a", "/bin", "1")
+
+
+def test_a_megatron_folder_asks_for_the_prompt_top_n_as_upstream_does(tmp_path):
+    folder = load_case(CORPUS / "gpt_dynamic_inference_tp1_pp1_583m_top_n_logprobs")
+    assert folder.flags.engine_args["--top-n-logprobs"] == 5
+    assert folder.flags.engine_args["--return-prompt-top-n-logprobs"] is True
+    ours = _case(tmp_path, "  --top-n-logprobs: 5\n")
+    assert "--return-prompt-top-n-logprobs" not in ours.flags.engine_args

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from logitsmatch.harness.cases import CaseError, find_case
+from logitsmatch.harness.cases import find_case
 from logitsmatch.harness.cases.schema import megatron_golden_platform
 from logitsmatch.harness.goldens import load_output
 from logitsmatch.harness.goldens.compare import compare_main
@@ -364,15 +364,16 @@ def _pairs() -> Iterator[tuple[Golden, Perturbation, str | None]]:
 PAIRS = list(_pairs())
 
 
-def _param(golden: Golden, perturbation: Perturbation, skip: str | None) -> Any:
-    marks = [pytest.mark.skip(reason=f"does not apply: {skip}")] if skip else []
-    suffix = f" [n/a: {skip}]" if skip else ""
-    return pytest.param(
-        golden, perturbation, id=f"{golden.id}::{perturbation.name}{suffix}", marks=marks
-    )
+def _param(golden: Golden, perturbation: Perturbation) -> Any:
+    return pytest.param(golden, perturbation, id=f"{golden.id}::{perturbation.name}")
 
 
-@pytest.mark.parametrize(("golden", "perturbation"), [_param(*pair) for pair in PAIRS])
+# why: only the pairs that apply become tests; the guards below count the others and check
+# why each does not apply, so that none is lost silently.
+APPLICABLE = [(g, p) for g, p, skip in PAIRS if skip is None]
+
+
+@pytest.mark.parametrize(("golden", "perturbation"), [_param(*pair) for pair in APPLICABLE])
 def test_verdict_on_corpus_golden(golden: Golden, perturbation: Perturbation, tmp_path: Path):
     """Our verdict on the perturbed copy is upstream's, or the YAML's `ours` where we differ."""
     original = _golden_doc(golden.path)
@@ -409,20 +410,15 @@ CLI_PERTURBATIONS = (
 @pytest.mark.parametrize(
     ("golden", "perturbation"),
     [
-        _param(g, p, skip)
-        for g, p, skip in PAIRS
+        _param(g, p)
+        for g, p in APPLICABLE
         if p.name in CLI_PERTURBATIONS and p.raw["metrics"] == "own" and p.side == "current"
     ],
 )
 def test_the_cli_gives_the_same_exit_status(
     golden: Golden, perturbation: Perturbation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    """``logitsmatch compare GOLDEN CURRENT --case FOLDER`` itself (skipped while the folder
-    does not load as a case)."""
-    try:
-        find_case(str(golden.folder))
-    except CaseError as exc:
-        pytest.skip(f"--case {golden.folder.name} does not load yet: {exc}")
+    """``logitsmatch compare GOLDEN CURRENT --case FOLDER`` itself."""
     current = copy.deepcopy(_golden_doc(golden.path))
     perturbation.apply(current)
     current_path = _write(tmp_path / "current.json", current)
@@ -545,18 +541,11 @@ def test_disagreements_are_the_recorded_ones():
     ]
 
 
-# --- the case loader, once it reads these folders --------------------------------------------
+# --- the case loader ---------------------------------------------------------------------------
 
 
 def test_case_loader_agrees_with_the_yaml():
-    """``--case FOLDER`` gives the METRICS/TOLERANCES used above (skipped while it cannot load)."""
-    errors = []
+    """``--case FOLDER`` gives the METRICS/TOLERANCES used above, for every folder."""
     for folder in sorted({g.folder for g in GOLDENS}):
-        try:
-            case = find_case(str(folder))
-        except CaseError as exc:
-            errors.append(str(exc))
-            continue
+        case = find_case(str(folder))
         assert (case.metrics, case.tolerances) == _folder_config(folder), folder.name
-    if errors:
-        pytest.skip(f"{len(errors)} corpus folders do not load as cases yet; first: {errors[0]}")
