@@ -84,9 +84,13 @@ def test_a_case_that_does_not_load_is_named_and_the_others_still_run(project, ca
     (project / "cases" / "typo.yaml").write_text(
         "MODEL_ARGS: {--top-kk: 1}\nDRIVER: in-process\nPROMPTS: [a]\nPLATFORMS: {cpu: {}}\n"
     )
+    broken = project / "cases" / "broken"
+    broken.mkdir()
+    (broken / "model_config.yaml").write_text("MODEL_ARGS: [unclosed\n")
     assert check_main(["--all"], machine=CPU) == 2
     err = capsys.readouterr().err
     assert "typo.yaml: MODEL_ARGS.--top-kk: not a known flag; did you mean '--top-k'?" in err
+    assert "broken/model_config.yaml: not valid YAML" in err
     assert "good@cpu: PASSED" in err and "bad@cpu: FAILED" in err
 
 
