@@ -35,7 +35,9 @@ def build_engine(options: EngineOptions, spec: ModelSpec | None = None) -> LLMEn
     ctx = distributed.init(
         options.layout, spec.config.num_layers, device, options.collective_timeout_s
     )
-    model = build_stage(spec, ctx, _TORCH_DTYPES[options.dtype], device, options.batch_invariant)
+    dtype = _TORCH_DTYPES[options.dtype]
+    fp8_layers = options.fp8_layers(spec.config.num_layers)
+    model = build_stage(spec, ctx, dtype, device, options.batch_invariant, fp8_layers)
     cache = options.cache_config(model.kv_bytes_per_token())
     return LLMEngine(model, spec.tokenizer(), cache, options.scheduler)
 

@@ -12,6 +12,8 @@ from logitsmatch.engine.options import (
     DEFAULT_COLLECTIVE_TIMEOUT_S,
     DEFAULT_KV_CACHE_TOKENS,
     DTYPES,
+    FP8_FORMATS,
+    FP8_RECIPES,
     EngineOptions,
 )
 from logitsmatch.engine.request import SamplingParams
@@ -47,6 +49,24 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accumulate matmuls and attention in float64, rounding once: a request's "
         "numbers no longer depend on its batch or the TP size (~2x slower)",
+    )
+    g.add_argument(
+        "--fp8-format",
+        choices=FP8_FORMATS,
+        default=None,
+        help="the blocks' GEMMs in fp8 e4m3, emulated exactly on any device (Megatron's name; "
+        "hybrid is e4m3 for inference)",
+    )
+    g.add_argument(
+        "--fp8-recipe",
+        choices=FP8_RECIPES,
+        default=None,
+        help="fp8 scaling: tensorwise (one scale per tensor, from its amax), the only one here",
+    )
+    g.add_argument(
+        "--first-last-layers-bf16",
+        action="store_true",
+        help="with --fp8-format: the first and last blocks stay in the model dtype",
     )
     g.add_argument(
         "--deterministic-mode",
@@ -214,6 +234,8 @@ def layout_of(args: argparse.Namespace) -> Layout:
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
     """The EngineOptions the model flags describe (validated: a bad value raises here)."""
+    if args.fp8_recipe is not None and args.fp8_format is None:
+        raise ValueError("--fp8-recipe needs --fp8-format")
     return EngineOptions(
         model=args.model,
         dtype="bfloat16" if args.bf16 else (args.dtype or "float32"),
@@ -227,6 +249,8 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
         kv_cache_tokens=args.kv_cache_tokens,
         kv_cache_bytes=args.kv_cache_bytes,
         kv_block_size=args.kv_block_size,
+        fp8=args.fp8_format is not None,
+        fp8_first_last_bf16=args.first_last_layers_bf16,
         scheduler=SchedulerConfig(
             max_num_seqs=args.inference_max_requests,
             max_num_batched_tokens=args.inference_max_batch_tokens,

@@ -15,6 +15,7 @@ from torch import nn
 
 from logitsmatch.engine.attention import AttentionMetadata, paged_attention
 from logitsmatch.engine.config import ModelConfig
+from logitsmatch.engine.fp8 import fp8_mm, quantize
 from logitsmatch.engine.parallel_context import ParallelContext
 from logitsmatch.engine.weights import WeightSource
 
@@ -24,6 +25,26 @@ def frozen_weight(weight: torch.Tensor, dtype: torch.dtype, batch_invariant: boo
     and in float64 when ``batch_invariant`` (see ``linear``), else in ``dtype``."""
     stored = torch.float64 if batch_invariant else dtype
     return nn.Parameter(weight.t().contiguous().to(stored), requires_grad=False)
+
+
+def block_weight(
+    weight: torch.Tensor, dtype: torch.dtype, batch_invariant: bool, fp8: bool
+) -> tuple[nn.Parameter, torch.Tensor | None]:
+    """A transformer block's linear weight [N, K] as ``project`` wants it: (``frozen_weight``,
+    None), or with ``fp8`` (e4m3 values [K, N] in float32, their scale); see ``fp8.py``."""
+    if not fp8:
+        return frozen_weight(weight, dtype, batch_invariant), None
+    values, scale = quantize(weight.t().contiguous())
+    return nn.Parameter(values, requires_grad=False), scale
+
+
+def project(
+    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None, batch_invariant: bool
+) -> torch.Tensor:
+    """``linear``, or the emulated fp8 GEMM when the weight has an fp8 ``scale``."""
+    if scale is not None:
+        return fp8_mm(x, weight, scale)
+    return linear(x, weight, batch_invariant)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torch.Tensor:
@@ -46,10 +67,17 @@ def linear(x: torch.Tensor, weight: torch.Tensor, batch_invariant: bool) -> torc
 
 
 def row_parallel(
-    x: torch.Tensor, weight: torch.Tensor, ctx: ParallelContext, batch_invariant: bool
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    ctx: ParallelContext,
+    batch_invariant: bool,
+    scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Row-parallel linear + all-reduce; in batch-invariant mode the partial sums cross ranks in
-    float64 and are rounded once, so tp=N matches tp=1 as closely as batch sizes do."""
+    float64 and are rounded once, so tp=N matches tp=1 as closely as batch sizes do. With an
+    fp8 ``scale``, each rank's fp8 GEMM, then the sum in x's dtype (as Megatron-LM's)."""
+    if scale is not None:
+        return ctx.all_reduce(fp8_mm(x, weight, scale))
     if not batch_invariant:
         return ctx.all_reduce(torch.mm(x, weight))
     return ctx.all_reduce(torch.mm(x.to(weight.dtype), weight)).to(x.dtype)
@@ -130,6 +158,7 @@ class Attention(nn.Module):
         prefix: str,
         dtype: torch.dtype,
         batch_invariant: bool = False,
+        fp8: bool = False,
     ) -> None:
         super().__init__()
         self.batch_invariant = batch_invariant
@@ -146,10 +175,10 @@ class Attention(nn.Module):
                 w.get(prefix + "v_proj.weight", rows=(kv0 * d, kv1 * d)),
             ]
         )
-        self.qkv = frozen_weight(qkv, dtype, batch_invariant)  # [H, (Hq_l + 2 Hkv_l) * D]
-        self.o = frozen_weight(
-            w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d)), dtype, batch_invariant
-        )  # [Hq_l * D, H]
+        # qkv: [H, (Hq_l + 2 Hkv_l) * D], o: [Hq_l * D, H]
+        self.qkv, self.qkv_scale = block_weight(qkv, dtype, batch_invariant, fp8)
+        o = w.get(prefix + "o_proj.weight", cols=(q0 * d, (q0 + q_per) * d))
+        self.o, self.o_scale = block_weight(o, dtype, batch_invariant, fp8)
         self.ctx = ctx
 
     def forward(
@@ -160,14 +189,14 @@ class Attention(nn.Module):
         kv_cache: torch.Tensor,
     ) -> torch.Tensor:
         t = x.shape[0]
-        qkv = linear(x, self.qkv, self.batch_invariant)
+        qkv = project(x, self.qkv, self.qkv_scale, self.batch_invariant)
         heads = qkv.view(t, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
         if rope is not None:  # Q and K heads are adjacent: rotate them in one go, in place.
             qk = heads[:, : self.num_heads + self.num_kv_heads]
             qk.copy_(apply_rope(qk, rope))
         q, kv = heads[:, : self.num_heads], heads[:, self.num_heads :]
         out = paged_attention(q, kv, kv_cache, meta, self.batch_invariant)
-        return row_parallel(out, self.o, self.ctx, self.batch_invariant)
+        return row_parallel(out, self.o, self.ctx, self.batch_invariant, self.o_scale)
 
 
 class MLP(nn.Module):
@@ -181,6 +210,7 @@ class MLP(nn.Module):
         prefix: str,
         dtype: torch.dtype,
         batch_invariant: bool = False,
+        fp8: bool = False,
     ) -> None:
         super().__init__()
         self.batch_invariant = batch_invariant
@@ -189,14 +219,13 @@ class MLP(nn.Module):
         names = ["gate_proj", "up_proj"] if self.swiglu else ["up_proj"]
         up = torch.cat([w.get(f"{prefix}{n}.weight", rows=(f0, f1)) for n in names])
         # up: [H, (2)F_l], down: [F_l, H]
-        self.up = frozen_weight(up, dtype, batch_invariant)
-        self.down = frozen_weight(
-            w.get(prefix + "down_proj.weight", cols=(f0, f1)), dtype, batch_invariant
-        )
+        self.up, self.up_scale = block_weight(up, dtype, batch_invariant, fp8)
+        down = w.get(prefix + "down_proj.weight", cols=(f0, f1))
+        self.down, self.down_scale = block_weight(down, dtype, batch_invariant, fp8)
         self.ctx = ctx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = linear(x, self.up, self.batch_invariant)
+        h = project(x, self.up, self.up_scale, self.batch_invariant)
         if self.swiglu:
             gate, up = h.chunk(2, dim=-1)
             # why contiguous: on a strided view, an inner run shorter than two SIMD vectors
@@ -206,7 +235,7 @@ class MLP(nn.Module):
             h = F.silu(gate.contiguous(), inplace=True).mul_(up)
         else:
             h = F.gelu(h, approximate="tanh")
-        return row_parallel(h, self.down, self.ctx, self.batch_invariant)
+        return row_parallel(h, self.down, self.ctx, self.batch_invariant, self.down_scale)
 
 
 class Block(nn.Module):
@@ -218,15 +247,16 @@ class Block(nn.Module):
         layer: int,
         dtype: torch.dtype,
         batch_invariant: bool = False,
+        fp8: bool = False,
     ) -> None:
         super().__init__()
         p = f"model.layers.{layer}."
         self.attn_norm = Norm(w.get(p + "input_layernorm.weight").to(dtype), c.norm_eps, c.norm)
-        self.attn = Attention(c, ctx, w, p + "self_attn.", dtype, batch_invariant)
+        self.attn = Attention(c, ctx, w, p + "self_attn.", dtype, batch_invariant, fp8)
         self.mlp_norm = Norm(
             w.get(p + "post_attention_layernorm.weight").to(dtype), c.norm_eps, c.norm
         )
-        self.mlp = MLP(c, ctx, w, p + "mlp.", dtype, batch_invariant)
+        self.mlp = MLP(c, ctx, w, p + "mlp.", dtype, batch_invariant, fp8)
 
     def forward(
         self,

@@ -113,7 +113,15 @@ def build_stage(
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
     batch_invariant: bool = False,
+    fp8_layers: frozenset[int] = frozenset(),
 ) -> StageModel:
+    """This rank's stage of the model; ``fp8_layers``: the blocks whose GEMMs run in fp8."""
     return StageModel(
-        spec.config, ctx or ParallelContext(), spec.weights(), dtype, device, batch_invariant
+        spec.config,
+        ctx or ParallelContext(),
+        spec.weights(),
+        dtype,
+        device,
+        batch_invariant,
+        fp8_layers,
     )

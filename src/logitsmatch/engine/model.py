@@ -27,6 +27,7 @@ class StageModel(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
         batch_invariant: bool = False,
+        fp8_layers: frozenset[int] = frozenset(),
     ) -> None:
         super().__init__()
         self.batch_invariant = batch_invariant
@@ -55,7 +56,8 @@ class StageModel(nn.Module):
             else None
         )
         self.layers = nn.ModuleList(
-            Block(config, ctx, weights, i, dtype, batch_invariant) for i in self.layer_ids
+            Block(config, ctx, weights, i, dtype, batch_invariant, i in fp8_layers)
+            for i in self.layer_ids
         )
         self.final_norm: Norm | None = None
         self.lm_head: nn.Parameter | None = None

@@ -16,6 +16,9 @@ from logitsmatch.engine.layout import Layout
 DType = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[DType, ...] = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
+# Megatron-LM's --fp8-format and --fp8-recipe values the engine computes (engine/fp8.py).
+FP8_FORMATS = ("e4m3", "hybrid")
+FP8_RECIPES = ("tensorwise",)
 
 # One default per setting; the CLI flags take theirs from here.
 DEFAULT_COLLECTIVE_TIMEOUT_S = 60.0
@@ -30,7 +33,9 @@ class EngineOptions:
     folder. ``device=None``: cuda when available, else cpu. ``batch_invariant``: every matmul,
     attention and row-parallel all-reduce accumulates in float64 and rounds once, so a
     request's numbers do not depend on its batch or the layout (~2x slower).
-    ``kv_cache_bytes`` (per rank), when set, overrides ``kv_cache_tokens``.
+    ``kv_cache_bytes`` (per rank), when set, overrides ``kv_cache_tokens``. ``fp8``: the
+    blocks' GEMMs in emulated fp8 with tensorwise scaling (``fp8.py``), all but the first and
+    last block when ``fp8_first_last_bf16`` (Megatron-LM's --first-last-layers-bf16).
     """
 
     model: str = "smollm2-135m"
@@ -46,8 +51,17 @@ class EngineOptions:
     kv_cache_bytes: int | None = None
     kv_block_size: int = 16
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    fp8: bool = False
+    fp8_first_last_bf16: bool = False
 
     def __post_init__(self) -> None:
+        if self.fp8 and self.batch_invariant:
+            raise ValueError(
+                "EngineOptions: fp8 and batch_invariant exclude each other (fp8 rounds every "
+                "GEMM input to e4m3; batch-invariant accumulates in float64)"
+            )
+        if self.fp8_first_last_bf16 and not self.fp8:
+            raise ValueError("EngineOptions.fp8_first_last_bf16 needs fp8")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"EngineOptions.model must be a non-empty string, got {self.model!r}")
         if self.dtype not in DTYPES:
@@ -65,6 +79,13 @@ class EngineOptions:
             value = getattr(self, name)
             if not _positive_int(value) and not (name == "synthetic_seed" and value == 0):
                 raise ValueError(f"EngineOptions.{name} must be a positive int, got {value!r}")
+
+    def fp8_layers(self, num_layers: int) -> frozenset[int]:
+        """The blocks whose GEMMs run in fp8."""
+        if not self.fp8:
+            return frozenset()
+        skip = {0, num_layers - 1} if self.fp8_first_last_bf16 else set()
+        return frozenset(range(num_layers)) - skip
 
     def cache_config(self, bytes_per_token: int) -> CacheConfig:
         """The KV cache of one rank; ``bytes_per_token``: its K + V bytes for one token."""

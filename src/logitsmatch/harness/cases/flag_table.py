@@ -58,7 +58,6 @@ PREFIX_CACHING = "prefix caching (issue 13)"
 ARRIVALS_PER_STEP = "arrivals per step in the engine's own loop (issue 13)"
 ARRIVALS_PER_SEC = "arrivals per second (issue 13)"
 PREFIX_ROUTING = "prefix-aware DP routing (issue 13)"
-FP8 = "fp8 GEMMs: the numbers depend on them and the builtin engine has no fp8 path"
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,9 @@ TABLE: dict[str, FlagRule] = {
             "--inference-repeat-n",
             "--output-every-n-results",
             "--return-prompt-top-n-logprobs",
+            "--fp8-format",
+            "--fp8-recipe",
+            "--first-last-layers-bf16",
         )
     },
     "--inference-dynamic-batching-max-requests": _engine(
@@ -238,9 +240,6 @@ TABLE: dict[str, FlagRule] = {
     "--inference-dynamic-batching-prefix-caching": _needs(PREFIX_CACHING),
     "--inference-dynamic-batching-prefix-caching-eviction-policy": _needs(PREFIX_CACHING),
     "--inference-dynamic-batching-prefix-caching-coordinator-policy": _needs(PREFIX_ROUTING),
-    "--fp8-format": _needs(FP8),
-    "--fp8-recipe": _needs(FP8),
-    "--first-last-layers-bf16": _needs(FP8),
 }
 
 
