@@ -7,10 +7,22 @@ Plain stdlib; nothing above it is imported here, so engine, serving and harness 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child in a session of its own: on Linux the kernel SIGKILLs it when
+    the process that started it dies, however that dies (SIGKILL included), so that no engine
+    outlives the harness that ran it. A no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from logitsmatch.engine.layout import Layout
-from logitsmatch.process_group import kill_group
+from logitsmatch.process_group import die_with_parent, kill_group
 
 _ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
 
@@ -66,6 +66,7 @@ class RankJob:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
     def poll(self) -> int | None:

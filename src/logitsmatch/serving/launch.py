@@ -16,6 +16,7 @@ from pathlib import Path
 
 from logitsmatch.engine.launch import RankJob
 from logitsmatch.engine.layout import Layout
+from logitsmatch.process_group import die_with_parent
 
 
 @dataclass
@@ -57,6 +58,7 @@ def _spawn(name: str, module: str, args: list[str], log_dir: Path) -> Service:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
     return Service(name, process, log_path)
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from logitsmatch.process_group import kill_group
+from logitsmatch.process_group import die_with_parent, kill_group
 
 _FAILED_RANK = re.compile(r"(rank \d+ \(tp=\d+ pp=\d+ dp=\d+\)) failed first \(([^)]*)\)")
 _RANK_LOG = re.compile(r"--- last lines of (.+?) ---")
@@ -68,6 +68,7 @@ def run_engine(
                 stdin=subprocess.DEVNULL,
                 env=dict(env),
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             return EngineRun(
