@@ -142,33 +142,23 @@ CORPUS_CI = (
 )
 
 
+def _check(session: nox.Session, cases_dir: Path | None = None, also: tuple[str, ...] = ()) -> None:
+    """``logitsmatch check`` of the cases named in posargs (and ``also``), else ``--all``, on
+    this machine's platform unless posargs name one; ``cases_dir``: another cases folder."""
+    posargs = [a for a in session.posargs if a != "--ci"]
+    cases = [a for a in posargs if not a.startswith("-")] + list(also)
+    options = [a for a in posargs if a.startswith("-")]
+    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
+    where = ["--cases-dir", str(cases_dir)] if cases_dir else []
+    _logitsmatch(session, "check", *where, *(cases or ["--all"]), *platform, *options)
+
+
 @nox.session(venv_backend="none")
 def logitsmatch(session: nox.Session) -> None:
     """Run every case on this machine's platform (nox -s logitsmatch -- CASE...: those cases)."""
     if CASES_ERROR:
         session.error(f"cannot load the cases: {CASES_ERROR}")
-    posargs = list(session.posargs)
-    cases = [a for a in posargs if not a.startswith("-")]
-    options = [a for a in posargs if a.startswith("-")]
-    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
-    _logitsmatch(session, "check", *(cases or ["--all"]), *platform, *options)
-
-
-def _target_session(case: str, platform: str) -> None:
-    def run(session: nox.Session) -> None:
-        _logitsmatch(session, "check", case, "--platform", platform, *session.posargs)
-
-    run.__doc__ = f"Run the case {case} on {platform} and compare it with its golden."
-    nox.session(
-        name=f"logitsmatch-{case}@{platform}",
-        venv_backend="none",
-        tags=[MATRIX_TAG, platform],
-    )(run)
-
-
-for _case in CASES:
-    for _platform in _case.platforms:
-        _target_session(_case.name, _platform)
+    _check(session)
 
 
 @nox.session(venv_backend="none")
@@ -178,41 +168,27 @@ def megatron(session: nox.Session) -> None:
     with the missing feature's name."""
     if CORPUS_ERROR:
         session.error(f"cannot load the Megatron corpus: {CORPUS_ERROR}")
-    posargs = list(session.posargs)
-    folders = [a for a in posargs if not a.startswith("-")]
-    if "--ci" in posargs:
-        posargs.remove("--ci")
-        folders += list(CORPUS_CI)
-    options = [a for a in posargs if a.startswith("-")]
-    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
-    selection = folders or ["--all"]
-    _logitsmatch(session, "check", "--cases-dir", str(CORPUS), *selection, *platform, *options)
+    _check(session, CORPUS, CORPUS_CI if "--ci" in session.posargs else ())
 
 
-def _corpus_session(folder: str, platform: str) -> None:
+def _target_session(case: str, platform: str, tags: list[str], cases_dir: Path | None) -> None:
+    """The session ``logitsmatch-<case>@<platform>`` (one naming for our cases and the corpus:
+    it is what every failure's reproduce line names)."""
+
     def run(session: nox.Session) -> None:
-        _logitsmatch(
-            session,
-            "check",
-            "--cases-dir",
-            str(CORPUS),
-            folder,
-            "--platform",
-            platform,
-            *session.posargs,
-        )
+        where = ["--cases-dir", str(cases_dir)] if cases_dir else []
+        _logitsmatch(session, "check", *where, case, "--platform", platform, *session.posargs)
 
-    run.__doc__ = f"Run Megatron-LM's folder {folder} on {platform}."
-    nox.session(
-        name=f"logitsmatch-{folder}@{platform}",
-        venv_backend="none",
-        tags=["megatron", f"megatron-{platform}"],
-    )(run)
+    run.__doc__ = f"Run the case {case} on {platform} and compare it with its golden."
+    nox.session(name=f"logitsmatch-{case}@{platform}", venv_backend="none", tags=tags)(run)
 
 
+for _case in CASES:
+    for _platform in _case.platforms:
+        _target_session(_case.name, _platform, [MATRIX_TAG, _platform], None)
 for _case in CORPUS_CASES:
     for _platform in _case.platforms:
-        _corpus_session(_case.name, _platform)
+        _target_session(_case.name, _platform, ["megatron", f"megatron-{_platform}"], CORPUS)
 
 
 @nox.session(venv_backend="none")

@@ -272,12 +272,22 @@ def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
 def load_all(cases_dir: str | Path, *, golden_root: Path | None = None) -> list[Case]:
     """Every case in ``cases_dir`` (``*.yaml`` files and Megatron folders), sorted by name."""
     cases = [load_case(p, golden_root=golden_root) for p in case_paths(cases_dir)]
-    seen: dict[str, Path] = {}
-    for case in cases:
-        if case.name in seen:
-            raise CaseError(f"{case.source}: case name {case.name!r} is also {seen[case.name]}")
-        seen[case.name] = case.source
+    clashes = name_clashes(cases)
+    if clashes:
+        raise CaseError(clashes[0])
     return sorted(cases, key=lambda c: c.name)
+
+
+def name_clashes(cases: list[Case]) -> list[str]:
+    """One error for each case whose name another case (from another file) already has: the
+    name is the nox session, the golden file and the run folder."""
+    seen: dict[str, Path] = {}
+    errors = []
+    for case in cases:
+        if case.name in seen and seen[case.name] != case.source:
+            errors.append(f"{case.source}: case name {case.name!r} is also {seen[case.name]}")
+        seen.setdefault(case.name, case.source)
+    return errors
 
 
 def case_paths(cases_dir: str | Path) -> list[Path]:

@@ -31,6 +31,7 @@ from logitsmatch.harness.cases import (
     case_paths,
     find_case,
 )
+from logitsmatch.harness.cases.schema import name_clashes
 from logitsmatch.harness.reports import TargetOutcome, write_reports
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
@@ -108,12 +109,7 @@ def _load(specs: list[str], cases_dir: Path) -> tuple[list[Case], list[str]]:
             cases.append(find_case(spec, cases_dir))
         except CaseError as exc:
             errors.append(str(exc))
-    seen: dict[str, Path] = {}
-    for case in cases:
-        if case.name in seen and seen[case.name] != case.source:
-            errors.append(f"{case.source}: case name {case.name!r} is also {seen[case.name]}")
-        seen[case.name] = case.source
-    return cases, errors
+    return cases, errors + name_clashes(cases)
 
 
 def _dry_run(cases: list[Case], platform: str, machine: Machine, *, bad: bool) -> int:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from logitsmatch.harness.cases import CaseError, CaseTarget, Expected
-from logitsmatch.harness.cases.flags import engine_args, expand_vars, run_environ
 from logitsmatch.harness.goldens import GoldenError, load_output
 from logitsmatch.harness.run.machine import Machine
+from logitsmatch.harness.run.session import resolve_run
 from logitsmatch.harness.run.skips import skip_reason
 from logitsmatch.harness.run.target import model_mismatch
 from logitsmatch.harness.text_enum import TextEnum
@@ -82,12 +82,9 @@ def plan_target(
 
 
 def _resolve(target: CaseTarget, environ: Mapping[str, str] | None) -> int:
-    """Resolve the run's environment, flags and prompts (CaseError when one cannot be);
-    the number of prompts."""
+    """Resolve what the run would (CaseError when it cannot); the number of prompts."""
     case = target.case
-    env = run_environ(case, environ)
-    if case.engine == "builtin":
-        expand_vars(case, engine_args(case), env)
-    else:
+    _, _, prompts = resolve_run(case, environ)
+    if case.engine != "builtin":
         case.engine_argv(output_path="OUT", run_dir="RUN", platform=target.platform)
-    return len(case.load_prompts(env))
+    return len(prompts)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logitsmatch.harness.cases import CaseError, CaseTarget
+from logitsmatch.harness.cases import Case, CaseError, CaseTarget
 from logitsmatch.harness.cases.fields import expand
 from logitsmatch.harness.cases.flags import (
     builtin_argv,
@@ -31,6 +31,30 @@ from logitsmatch.harness.run.folders import new_run_folder
 
 # Time the builtin engine gets past its own --deadline-s to kill its ranks and name the failure.
 BUILTIN_GRACE_S = 30.0
+
+
+def case_notes(case: Case) -> tuple[str, ...]:
+    """How the case runs with the builtin engine here: its model, and its no-op flags."""
+    if case.engine != "builtin":
+        return ()
+    notes = [f"model: {case.binding.run_model}"]
+    if case.binding.golden_model:
+        notes.append(f"its upstream goldens: {case.binding.golden_model}")
+    if case.flags.unused:
+        notes.append("no-op here: " + "; ".join(case.flags.unused_lines()))
+    return tuple(notes)
+
+
+def resolve_run(
+    case: Case, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, Any], tuple[str, ...]]:
+    """What a run of ``case`` resolves before it starts: (its environment, the builtin engine's
+    MODEL_ARGS with ``${VAR}``s expanded (empty for an ENGINE command), its prompts); a
+    CaseError naming the field when one cannot be resolved. ``environ``: default this
+    process's environment."""
+    env = run_environ(case, environ)
+    model_args = expand_vars(case, engine_args(case), env) if case.engine == "builtin" else {}
+    return env, model_args, case.load_prompts(env)
 
 
 def echo_stderr(line: str) -> None:
@@ -63,21 +87,15 @@ class EngineSession:
         case = target.case
         session = cls(target, new_run_folder(parent), echo)
         session.deadline_at = time.monotonic() + case.deadline_s
-        session.env = run_environ(case)
         session.log(f"{target.id}: run folder {session.run_dir}")
-        if case.engine == "builtin":
-            if platform_info(target.platform) is None:
-                raise CaseError(
-                    f"{case.source}: PLATFORMS.{target.platform}: no such row in the platform "
-                    f"table ({TABLE}): device and dtype unknown"
-                )
-            session.log(f"{target.id}: model: {case.binding.run_model}")
-            if case.flags.unused:
-                session.log(
-                    f"{target.id}: no-op here (MODEL_ARGS): " + "; ".join(case.flags.unused_lines())
-                )
-            session._model_args = expand_vars(case, engine_args(case), session.env)
-        session.prompts = case.load_prompts(session.env)
+        if case.engine == "builtin" and platform_info(target.platform) is None:
+            raise CaseError(
+                f"{case.source}: PLATFORMS.{target.platform}: no such row in the platform "
+                f"table ({TABLE}): device and dtype unknown"
+            )
+        for note in case_notes(case):
+            session.log(f"{target.id}: {note}")
+        session.env, session._model_args, session.prompts = resolve_run(case)
         return session
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from logitsmatch.harness.cases import Case, CaseError, CaseTarget
+from logitsmatch.harness.cases import CaseError, CaseTarget
 from logitsmatch.harness.goldens import (
     GoldenError,
     current_environment,
@@ -43,7 +43,7 @@ from logitsmatch.harness.reports import (
 )
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, target_parent
 from logitsmatch.harness.run.machine import Machine
-from logitsmatch.harness.run.session import EngineSession, echo_stderr
+from logitsmatch.harness.run.session import EngineSession, case_notes, echo_stderr
 from logitsmatch.harness.run.skips import skip_reason
 
 
@@ -103,18 +103,6 @@ def run_target(
     quiet = Console(file=io.StringIO(), width=120)
     write_reports([outcome], session.run_dir, console=quiet, environ={})
     return TargetRun(outcome, session.run_dir)
-
-
-def case_notes(case: Case) -> tuple[str, ...]:
-    """How the case runs with the builtin engine here: its model, and its no-op flags."""
-    if case.engine != "builtin":
-        return ()
-    notes = [f"model: {case.binding.run_model}"]
-    if case.binding.golden_model:
-        notes.append(f"its upstream goldens: {case.binding.golden_model}")
-    if case.flags.unused:
-        notes.append("no-op here: " + "; ".join(case.flags.unused_lines()))
-    return tuple(notes)
 
 
 def recorded_model(target: CaseTarget, golden: Mapping[str, Any]) -> str | None:
