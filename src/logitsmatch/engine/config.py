@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from logitsmatch.engine.prefix_cache import EVICTION_POLICIES, Eviction
+
 Norm = Literal["rmsnorm", "layernorm"]
 Activation = Literal["swiglu", "gelu"]
 Positions = Literal["rope", "learned"]
@@ -132,13 +134,21 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Limits of one engine step (continuous batching)."""
+    """Limits of one engine step (continuous batching), and prefix caching (``prefix_cache.py``):
+    on or off, and its eviction policy."""
 
     max_num_seqs: int = 32
     max_num_batched_tokens: int = 512
     chunked_prefill: bool = True
+    prefix_caching: bool = False
+    prefix_eviction: Eviction = "ref_zero"
 
     def __post_init__(self) -> None:
+        if self.prefix_eviction not in EVICTION_POLICIES:
+            raise ValueError(
+                f"SchedulerConfig.prefix_eviction must be one of {list(EVICTION_POLICIES)}, "
+                f"got {self.prefix_eviction!r}"
+            )
         if not isinstance(self.max_num_seqs, int) or self.max_num_seqs <= 0:
             raise ValueError(
                 f"SchedulerConfig.max_num_seqs must be a positive int, got {self.max_num_seqs!r}"

@@ -41,7 +41,8 @@ class LLMEngine:
         self.model, self.tokenizer, self.ctx = model, tokenizer, model.ctx
         self.device = next(model.parameters()).device
         self.cache_config = cache
-        self.allocator = BlockAllocator(cache.num_blocks, cache.block_size)
+        eviction = scheduler.prefix_eviction if scheduler.prefix_caching else None
+        self.allocator = BlockAllocator(cache.num_blocks, cache.block_size, eviction)
         self.scheduler = Scheduler(scheduler, self.allocator)
         kv_heads = model.block(0).attn.num_kv_heads if len(model.layers) else 0
         # One cache per layer of this stage, K heads then V heads: [S, 2 * Hkv_l, D].
@@ -115,9 +116,15 @@ class LLMEngine:
         which its engine.reset() zeroes too); a preempted request's recompute counts again."""
         return self.scheduler.prefill_tokens
 
+    @property
+    def cached_prefix_token_count(self) -> int:
+        """Prompt tokens read from the prefix cache instead of prefilled, since the last reset()."""
+        return self.scheduler.cached_tokens
+
     def reset(self) -> None:
         """Start a new trial, as Megatron's engine.reset() does: zero ``steps`` and
-        ``lifetime_prefill_token_count``; the model and its (empty) KV cache stay.
+        ``lifetime_prefill_token_count`` and empty the prefix cache, so that each trial computes
+        what the first did; the model stays.
 
         Raises RuntimeError while requests are unfinished.
         """
@@ -125,6 +132,7 @@ class LLMEngine:
             raise RuntimeError("LLMEngine.reset: requests are still running")
         self.steps = 0
         self.scheduler.reset_counters()
+        self.allocator.clear_prefix_cache()
 
     def abort(self, request_id: str) -> RequestRecord | None:
         """Stop a request now; returns its partial record, or None for an unknown id."""
@@ -284,6 +292,7 @@ class LLMEngine:
             for i in range(n if k else 0):
                 o = item.prompt_top_n_offset + 2 * k * i
                 request.prompt_top_n.append(_top_n_map(values[o : o + 2 * k]))
+            self.scheduler.register_computed(request)
             if not c.sample:
                 continue
             o = item.sample_offset

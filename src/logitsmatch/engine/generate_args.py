@@ -16,6 +16,7 @@ from logitsmatch.engine.options import (
     FP8_RECIPES,
     EngineOptions,
 )
+from logitsmatch.engine.prefix_cache import EVICTION_POLICIES
 from logitsmatch.engine.request import SamplingParams
 
 
@@ -103,6 +104,22 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         help="max tokens per step (chunked prefill splits longer prompts)",
     )
     g.add_argument("--no-chunked-prefill", action="store_true")
+    g.add_argument(
+        "--inference-dynamic-batching-prefix-caching",
+        "--prefix-caching",
+        dest="prefix_caching",
+        action="store_true",
+        help="share the KV blocks of equal prompt prefixes between requests (Megatron-LM's name)",
+    )
+    g.add_argument(
+        "--inference-dynamic-batching-prefix-caching-eviction-policy",
+        "--prefix-caching-eviction-policy",
+        dest="prefix_eviction",
+        choices=EVICTION_POLICIES,
+        default="ref_zero",
+        help="ref_zero: forget a cached block when no request holds it; lru: keep it until "
+        "its block is needed",
+    )
 
 
 def add_request_flags(p: argparse.ArgumentParser) -> None:
@@ -255,5 +272,7 @@ def engine_options(args: argparse.Namespace) -> EngineOptions:
             max_num_seqs=args.inference_max_requests,
             max_num_batched_tokens=args.inference_max_batch_tokens,
             chunked_prefill=not args.no_chunked_prefill,
+            prefix_caching=args.prefix_caching,
+            prefix_eviction=args.prefix_eviction,
         ),
     )

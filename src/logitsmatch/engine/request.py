@@ -101,6 +101,8 @@ class Request:
     status: Status = Status.WAITING
     finish_reason: str | None = None
     num_preemptions: int = 0
+    block_keys: list[bytes] = field(default_factory=list)  # prefix caching: a key a full block
+    num_registered: int = 0  # prefix caching: leading prompt blocks already offered to the cache
 
     @property
     def all_tokens(self) -> list[int]:

@@ -7,6 +7,12 @@ are freed and it goes back to the front of the queue, to be recomputed (prompt +
 tokens) when blocks free up. It never touches another request's blocks, and since every request
 fits the cache on its own (checked on admission), the oldest one always progresses: no deadlock.
 
+With prefix caching (the allocator's ``prefix_cache``), a request being admitted first takes
+the longest run of its prompt's full blocks that the cache holds and starts computing after
+them; its prompt logprobs over those blocks come from the cache too. A block is offered to the
+cache once it is computed (``register_computed``). A request whose next block is being computed
+by a running request waits for it rather than compute it twice, as Megatron-LM's scheduler does.
+
 The schedule is a pure function of the request history, so every rank of a pipeline replica
 that sees the same requests and the same sampled tokens computes the same schedule.
 """
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 from logitsmatch.engine.block_allocator import BlockAllocator
 from logitsmatch.engine.config import SchedulerConfig
+from logitsmatch.engine.prefix_cache import chain_keys
 from logitsmatch.engine.request import Request, Status
 
 
@@ -52,8 +59,11 @@ class Scheduler:
         self.running: list[Request] = []
         self.num_preemptions = 0
         self.prefill_tokens = 0  # prefill tokens scheduled since the last reset_counters()
+        self.cached_tokens = 0  # prompt tokens read from the prefix cache since then
 
     def add(self, request: Request) -> None:
+        if self.allocator.prefix_cache is not None:
+            request.block_keys = chain_keys(request.prompt_tokens, self.allocator.block_size)
         self.waiting.append(request)
 
     def has_unfinished(self) -> bool:
@@ -69,8 +79,9 @@ class Scheduler:
         request.status = Status.FINISHED
 
     def reset_counters(self) -> None:
-        """Zero the prefill-token count (the engine's reset between trials)."""
+        """Zero the prefill and cached token counts (the engine's reset between trials)."""
         self.prefill_tokens = 0
+        self.cached_tokens = 0
 
     def schedule(self) -> list[ScheduledChunk]:
         """Pick this step's chunks; mutates block tables and the running/waiting queues."""
@@ -93,12 +104,16 @@ class Scheduler:
                 break
             chunks.append(chunk)
             budget -= chunk.num_tokens
-        while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
-            request = self.waiting[0]
-            chunk = self._prefill_chunk(request, budget)
+        index, limit = 0, self.config.max_num_seqs
+        while index < len(self.waiting) and budget > 0 and len(self.running) < limit:
+            request = self.waiting[index]
+            if self._waits_for_prefix(request):
+                index += 1
+                continue
+            chunk = self._admit(request, budget)
             if chunk is None:
                 break
-            self.waiting.popleft()
+            del self.waiting[index]
             request.status = Status.RUNNING
             request.prefill_end = request.num_tokens  # why: all of it has no KV, prompt or not
             self.running.append(request)
@@ -106,6 +121,101 @@ class Scheduler:
             budget -= chunk.num_tokens
         self.prefill_tokens += sum(c.num_prefill_tokens for c in chunks)
         return chunks
+
+    def register_computed(self, request: Request) -> None:
+        """Offer ``request``'s newly computed full prompt blocks to the prefix cache, with the
+        prompt logprobs it recorded over them (called after each step's results are applied)."""
+        cache = self.allocator.prefix_cache
+        if cache is None:
+            return
+        bs = self.allocator.block_size
+        prompt, logprobs = request.prompt_tokens, request.prompt_logprobs
+        table = self.allocator.table(request.request_id)
+        done = min(request.num_computed, len(prompt)) // bs
+        for j in range(request.num_registered, done):
+            key, end = request.block_keys[j], (j + 1) * bs
+            cache.register(key, table[j])
+            if len(logprobs) >= end - 1:
+                boundary = (prompt[end], logprobs[end - 1]) if len(logprobs) >= end else None
+                cache.add_logprobs(key, logprobs[j * bs : end - 1], boundary)
+        request.num_registered = max(request.num_registered, done)
+
+    def _admit(self, request: Request, budget: int) -> ScheduledChunk | None:
+        """The first chunk of a waiting request, after the cached prefix it can read."""
+        recorded = len(request.prompt_logprobs)
+        cached = self._read_cached_prefix(request)
+        chunk = self._prefill_chunk(request, budget)
+        if chunk is None and cached:  # no room after all: give the shared blocks back
+            self.allocator.free(request.request_id)
+            request.num_computed = request.num_registered = 0
+            del request.prompt_logprobs[recorded:]
+        elif cached:
+            self.cached_tokens += cached
+        return chunk
+
+    def _read_cached_prefix(self, request: Request) -> int:
+        """Share the cached blocks ``request`` can read; returns the tokens it skips."""
+        cache = self.allocator.prefix_cache
+        if cache is None or request.params.prompt_top_n:
+            # why not with a prompt top-n: the cache keeps the prompt's logprobs, not its top-n.
+            return 0
+        bs = self.allocator.block_size
+        blocks = cache.match(request.block_keys)
+        # why num_tokens - 1: the last token is always computed, its logits are the next sample.
+        count = self._with_logprobs(request, min(len(blocks), (request.num_tokens - 1) // bs))
+        if not count:
+            return 0
+        self.allocator.share(request.request_id, blocks[:count])
+        skip = count * bs
+        request.num_computed = skip
+        request.num_registered = count
+        if request.params.records_prompt:
+            prompt = request.prompt_tokens
+            for p in range(len(request.prompt_logprobs), min(skip, len(prompt) - 1)):
+                j, offset = divmod(p, bs)
+                logprobs = cache.logprobs(request.block_keys[j])
+                assert logprobs is not None  # checked by _with_logprobs
+                inner = offset < bs - 1
+                request.prompt_logprobs.append(
+                    logprobs.inner[offset] if inner else logprobs.boundary[prompt[p + 1]]
+                )
+        return skip
+
+    def _with_logprobs(self, request: Request, count: int) -> int:
+        """How many of the first ``count`` cached blocks carry the prompt logprobs ``request``
+        still has to record (all of them when it records none)."""
+        if not request.params.records_prompt:
+            return count
+        cache = self.allocator.prefix_cache
+        assert cache is not None
+        bs, prompt = self.allocator.block_size, request.prompt_tokens
+        recorded = len(request.prompt_logprobs)
+        for j in range(count):
+            end = (j + 1) * bs
+            # the prompt positions of block j whose logprob is still to record: [first, last)
+            first, last = max(recorded, j * bs), min(end, len(prompt) - 1)
+            if first >= last:
+                continue
+            logprobs = cache.logprobs(request.block_keys[j])
+            if logprobs is None:
+                return j
+            # why last == end: the block's last position then predicts prompt[end], a token past
+            # the block's key, kept by that token
+            if last == end and prompt[end] not in logprobs.boundary:
+                return j
+        return count
+
+    def _waits_for_prefix(self, request: Request) -> bool:
+        """Whether the next prompt block ``request`` would compute is being computed right now
+        by a running request: it then waits a step and reads that block from the cache."""
+        cache = self.allocator.prefix_cache
+        if cache is None or request.params.prompt_top_n:
+            return False
+        keys = request.block_keys
+        matched = len(cache.match(keys))
+        if matched >= min(len(keys), (request.num_tokens - 1) // self.allocator.block_size):
+            return False
+        return any(keys[matched] in r.block_keys for r in self.running)
 
     def _decodes_first(self) -> list[Request]:
         # why oldest first: a preemption victim is the newest running request, so it is
@@ -148,7 +258,7 @@ class Scheduler:
     def _preempt(self, request: Request) -> None:
         self.allocator.free(request.request_id)
         self.running.remove(request)
-        request.num_computed = 0
+        request.num_computed = request.num_registered = 0
         request.num_preemptions += 1
         request.status = Status.WAITING
         self.num_preemptions += 1
