@@ -54,7 +54,6 @@ class RunShape:
 
 # (value, shape) -> the missing feature's name when this value needs one, else None.
 Blocker = Callable[[Any, RunShape], str | None]
-PREFIX_CACHING = "prefix caching (issue 13)"
 ARRIVALS_PER_STEP = "arrivals per step in the engine's own loop (issue 13)"
 ARRIVALS_PER_SEC = "arrivals per second (issue 13)"
 PREFIX_ROUTING = "prefix-aware DP routing (issue 13)"
@@ -75,10 +74,6 @@ def _engine(how: str, flag: str | None = None, words: Callable[[Any], list[str]]
     return FlagRule(Use.ENGINE, how, flag, words)
 
 
-def _needs(feature: str) -> FlagRule:
-    return FlagRule(Use.NEEDS, feature, blocker=lambda value, _shape: feature if value else None)
-
-
 def _gpu(how: str) -> FlagRule:
     return FlagRule(Use.GPU_ONLY, how)
 
@@ -97,6 +92,11 @@ def _per_step_blocker(value: Any, shape: RunShape) -> str | None:
     # why: with no more prompts than one step's arrivals, every request arrives at once.
     at_once = shape.prompts is not None and isinstance(value, int) and shape.prompts <= value
     return None if at_once else ARRIVALS_PER_STEP
+
+
+def _routing_blocker(value: Any, _shape: RunShape) -> str | None:
+    # why load_balanced runs: it routes by load alone, as the coordinator always does.
+    return None if value == "load_balanced" else PREFIX_ROUTING
 
 
 def _per_sec_blocker(value: Any, shape: RunShape) -> str | None:
@@ -147,6 +147,8 @@ TABLE: dict[str, FlagRule] = {
             "--fp8-format",
             "--fp8-recipe",
             "--first-last-layers-bf16",
+            "--inference-dynamic-batching-prefix-caching",
+            "--inference-dynamic-batching-prefix-caching-eviction-policy",
         )
     },
     "--inference-dynamic-batching-max-requests": _engine(
@@ -236,10 +238,12 @@ TABLE: dict[str, FlagRule] = {
     "--log-validation-ppl-to-tensorboard": _na("validation perplexity: training only"),
     "--timing-log-level": _na("Megatron's timer verbosity"),
     "--inference-logging-step-interval": _na("Megatron's per-step log cadence"),
-    # --- features the builtin engine does not have yet
-    "--inference-dynamic-batching-prefix-caching": _needs(PREFIX_CACHING),
-    "--inference-dynamic-batching-prefix-caching-eviction-policy": _needs(PREFIX_CACHING),
-    "--inference-dynamic-batching-prefix-caching-coordinator-policy": _needs(PREFIX_ROUTING),
+    "--inference-dynamic-batching-prefix-caching-coordinator-policy": FlagRule(
+        Use.HARNESS,
+        "load_balanced (Megatron-LM's default): the coordinator's least-outstanding routing, "
+        "by load alone; the prefix-aware policies are not built yet",
+        blocker=_routing_blocker,
+    ),
 }
 
 

@@ -96,9 +96,19 @@ def test_renamed_and_converted_megatron_flags(tmp_path):
 
 
 def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
-    case = load_case(CORPUS / "gpt_dynamic_inference_tp1_pp1_583m_prefix_caching")
-    assert case.blocked and "prefix caching" in case.blocked[0]
+    case = load_case(
+        CORPUS / "gpt_dynamic_inference_tp1_pp1_dp8_583m_prefix_caching_longest_prefix_zmq"
+    )
+    assert case.blocked == (
+        "needs prefix-aware DP routing (issue 13) "
+        "(--inference-dynamic-batching-prefix-caching-coordinator-policy: longest_prefix)",
+    )
     assert {expected for expected, _ in case.platforms.values()} == {"skip"}
+    balanced = load_case(
+        CORPUS / "gpt_dynamic_inference_tp1_pp1_dp8_583m_prefix_caching_load_balanced_zmq"
+    )
+    assert balanced.blocked == ()
+    assert engine_args(balanced)["--inference-dynamic-batching-prefix-caching"] is True
     # Arrivals per step matter only when there are more prompts than one step takes.
     few = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="few")
     assert few.blocked == ()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logitsmatch.harness.cases import CaseTarget, load_all
-from logitsmatch.harness.cases.flag_table import ARRIVALS_PER_STEP, PREFIX_CACHING
+from logitsmatch.harness.cases.flag_table import ARRIVALS_PER_STEP, PREFIX_ROUTING
 
 ROOT = Path(__file__).parents[4]
 CORPUS = load_all(ROOT / "tests" / "data" / "megatron", golden_root=ROOT / "golden")
@@ -25,15 +25,15 @@ def test_what_does_not_run_here_names_the_feature_it_needs():
         if case.blocked:
             first = case.blocked[0]
             reasons[
-                next((f for f in (PREFIX_CACHING, ARRIVALS_PER_STEP) if f in first), first)
+                next((f for f in (PREFIX_ROUTING, ARRIVALS_PER_STEP) if f in first), first)
             ] += 1
             assert {expected for expected, _ in case.platforms.values()} == {"skip"}
     assert reasons == {
-        PREFIX_CACHING: 12,
+        PREFIX_ROUTING: 1,
         ARRIVALS_PER_STEP: 2,
         "no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine": 1,
     }
-    assert len(RUNS) == 17
+    assert len(RUNS) == 28
 
 
 @pytest.mark.parametrize("case", RUNS, ids=lambda c: c.name)
