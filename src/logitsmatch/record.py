@@ -110,6 +110,15 @@ class RequestRecord:
         default=None,
         metadata=_meta(Kind.COUNT, "engine steps run so far when it is written", timing=True),
     )
+    prefill_token_count: int | None = field(
+        default=None,
+        metadata=_meta(
+            Kind.COUNT,
+            "tokens this request prefilled (a preemption's recompute again), not read from the "
+            "prefix cache; it depends on what shared the engine",
+            timing=True,
+        ),
+    )
     cuda_graph_request_count_map: dict[str, int] | None = field(
         default=None,
         metadata=_meta(

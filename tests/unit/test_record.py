@@ -35,7 +35,10 @@ CORPUS = Path(__file__).parents[1] / "data" / "megatron"
 
 
 def test_the_record_has_megatrons_current_names():
-    assert {spec.name for spec in REQUEST_FIELDS} == MEGATRON_FIELDS | {"error"}
+    # ours beside Megatron's: why a request failed, and what it prefilled (the ZMQ driver sums
+    # it into lifetime_prefill_token_count, which Megatron writes only for in-process runs)
+    ours = {"error", "prefill_token_count"}
+    assert {spec.name for spec in REQUEST_FIELDS} == MEGATRON_FIELDS | ours
     assert {
         "throughput",
         "mem-max-allocated-bytes",
@@ -44,7 +47,13 @@ def test_the_record_has_megatrons_current_names():
         "async_sched_compaction_step_count",
     } == RUN_FIELD_NAMES
     timing = {spec.name for spec in REQUEST_FIELDS if spec.timing}
-    assert timing == {"latency", "ttft", "step_count", "cuda_graph_request_count_map"}
+    assert timing == {
+        "latency",
+        "ttft",
+        "step_count",
+        "cuda_graph_request_count_map",
+        "prefill_token_count",
+    }
 
 
 def test_every_key_of_the_vendored_megatron_goldens_is_a_record_field():

@@ -347,6 +347,7 @@ class LLMEngine:
             latency=time.perf_counter() - request.arrival_s,
             ttft=request.ttft,
             step_count=self.steps,
+            prefill_token_count=request.num_prefilled,
         )
 
 

@@ -6,7 +6,9 @@ rank 0 gathers every replica's records and writes the file.
 
 With ``--inference-repeat-n N`` the same requests (fresh ones, the same seeds) run N times in
 the same engine, as Megatron-LM's dynamic-inference test does: the file holds the last trial's
-records and one throughput figure per trial.
+records and one throughput figure per trial. Every trial must give the first one's records (all
+but timing fields) bit for bit: a difference fails the run as non-determinism, naming the
+trial, the request, the field and the first differing position (``repeats.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from logitsmatch.engine.generate_args import (
     read_prompts,
     sampling_for,
 )
+from logitsmatch.engine.repeats import first_difference
 from logitsmatch.engine.request import RequestError
 from logitsmatch.engine.tokenizer import Tokenizer
 from logitsmatch.record import OutputJSON, RequestRecord, output_json, write_output
@@ -98,6 +101,10 @@ def _text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
     return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
 
 
+class NonDeterminism(RuntimeError):
+    """A repeated trial gave other records than the first."""
+
+
 @dataclass(frozen=True)
 class Trials:
     """What one replica's entry rank reports after all trials (rank 0 merges them)."""
@@ -115,7 +122,8 @@ def run_trials(
     generated: list[int] = []
     elapsed: list[float] = []
     records: list[RequestRecord] = []
-    for _ in range(args.inference_repeat_n):
+    first: list[RequestRecord] = []
+    for trial in range(args.inference_repeat_n):
         engine.reset()
         if dist.is_initialized():
             dist.barrier()  # why: every replica's trial starts together, so the wall times add up
@@ -123,6 +131,13 @@ def run_trials(
         records, count = run_requests(engine, args, prompts)
         elapsed.append(time.perf_counter() - start)
         generated.append(count)
+        first = first or records
+        difference = first_difference(first, records) if trial else None
+        if difference is not None:
+            raise NonDeterminism(
+                f"non-determinism: trial {trial + 1} of {args.inference_repeat_n} differs from "
+                f"trial 1 (the same requests in the same engine): {difference}"
+            )
     # why: Megatron writes the engine's step count at output time into every request's entry
     records = [r if r.error else replace(r, step_count=engine.steps) for r in records]
     return Trials(records, generated, elapsed, engine.lifetime_prefill_token_count)
@@ -174,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     where = layout.describe(dist.get_rank()) if dist.is_initialized() else "single process"
     ready = time.perf_counter() - STARTED
     print(f"logitsmatch: {where} ready in {ready:.2f} s", file=sys.stderr, flush=True)
-    trials = run_trials(engine, args, prompts)
+    try:
+        trials = run_trials(engine, args, prompts)
+    except NonDeterminism as exc:
+        print(f"logitsmatch generate: {exc}", file=sys.stderr, flush=True)
+        distributed.shutdown()
+        return 1
     ctx = engine.ctx
     parts = gather(trials, not ctx.replica_ranks or dist.get_rank() == ctx.replica_ranks[0])
     failed = [r for part in parts for r in part.records if r.error is not None]

@@ -101,6 +101,7 @@ class Request:
     status: Status = Status.WAITING
     finish_reason: str | None = None
     num_preemptions: int = 0
+    num_prefilled: int = 0  # prefill tokens computed for it (not read from the prefix cache)
     block_keys: list[bytes] = field(default_factory=list)  # prefix caching: a key a full block
     num_registered: int = 0  # prefix caching: leading prompt blocks already offered to the cache
 

@@ -119,7 +119,9 @@ class Scheduler:
             self.running.append(request)
             chunks.append(chunk)
             budget -= chunk.num_tokens
-        self.prefill_tokens += sum(c.num_prefill_tokens for c in chunks)
+        for chunk in chunks:
+            chunk.request.num_prefilled += chunk.num_prefill_tokens
+            self.prefill_tokens += chunk.num_prefill_tokens
         return chunks
 
     def register_computed(self, request: Request) -> None:

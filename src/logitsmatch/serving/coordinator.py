@@ -18,14 +18,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import zmq
 
 from logitsmatch.serving.coordinator_config import CoordinatorConfig
 from logitsmatch.serving.errors import ProtocolError
+from logitsmatch.serving.prefix_routing import DEFAULT_ALPHA, PREFIX_POLICIES, PrefixAffinity
 from logitsmatch.serving.protocol import (
     PROTOCOL_VERSION,
     Abort,
@@ -57,7 +58,7 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig | None = None) -> None:
         config = self.config = config or CoordinatorConfig()
-        self.registry = Registry(make_policy(config.policy))
+        self.registry = Registry(make_policy(config.policy), config.prefix)
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         # why: a send to a peer that is gone must fail (EHOSTUNREACH) so we notice it died,
@@ -290,8 +291,9 @@ class Coordinator:
         if self.stopped:
             self._send(identity, Error("stopped", "the engines were stopped", msg.request_id))
             return
+        keys = self.config.prompt_keys(msg.prompt) if self.config.prompt_keys else []
         try:
-            route = self.registry.assign(identity, msg.request_id)
+            route = self.registry.assign(identity, msg.request_id, keys)
         except RegistryError as e:
             self._send(identity, Error(e.code, e.message, msg.request_id))
             return
@@ -364,6 +366,25 @@ def write_address_file(path: str | Path, address: str) -> None:
     os.replace(tmp, path)
 
 
+def _prefix_routing(args: argparse.Namespace) -> dict[str, Any]:
+    """CoordinatorConfig's prefix routing settings from the flags (none without the flag)."""
+    if not args.prefix_routing:
+        return {}
+    # why here: the tokenizer (and torch, through the loader) only when prefix routing is on
+    from logitsmatch.engine.loader import resolve
+    from logitsmatch.engine.prefix_cache import chain_keys
+
+    tokenizer = resolve(args.prefix_tokenizer).tokenizer()
+    block_size = args.kv_block_size
+
+    def prompt_keys(prompt: str | Sequence[int]) -> list[bytes]:
+        tokens = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        return chain_keys(tokens, block_size)
+
+    affinity = PrefixAffinity(args.prefix_routing, args.max_requests, args.routing_alpha)
+    return {"prefix": affinity, "prompt_keys": prompt_keys}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m logitsmatch.serving.coordinator", description=__doc__.split("\n\n")[0]
@@ -380,8 +401,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without CURVE"
     )
+    p.add_argument(
+        "--prefix-routing",
+        choices=PREFIX_POLICIES,
+        default=None,
+        help="route requests by the prompt blocks each replica is likely to hold cached "
+        "(Megatron-LM's coordinator policies); needs --prefix-tokenizer",
+    )
+    p.add_argument("--prefix-tokenizer", help="the engines' model (its tokenizer hashes prompts)")
+    p.add_argument("--kv-block-size", type=int, default=16, help="the engines' KV block size")
+    p.add_argument("--max-requests", type=int, default=32, help="an engine's concurrent requests")
+    p.add_argument("--routing-alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
+    if args.prefix_routing and not args.prefix_tokenizer:
+        p.error(f"--prefix-routing {args.prefix_routing} needs --prefix-tokenizer MODEL")
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -402,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             args.shutdown_grace_s,
             args.insecure,
             curve,
+            **_prefix_routing(args),
         )
         coordinator = Coordinator(config)
     except (ValueError, OSError, zmq.ZMQError) as e:

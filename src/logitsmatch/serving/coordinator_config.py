@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
+from logitsmatch.serving.prefix_routing import PrefixAffinity, PromptKeys
 from logitsmatch.serving.routing import POLICIES, Policy
 from logitsmatch.serving.security import CurveServerKeys, check_bind
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
@@ -16,7 +17,9 @@ class CoordinatorConfig:
 
     ``heartbeat_s``: how often engines are pinged (their own deadline must be longer);
     ``engine_timeout_s``: a replica silent this long is declared dead;
-    ``shutdown_grace_s``: how long a shutdown waits for engines to hand back their requests.
+    ``shutdown_grace_s``: how long a shutdown waits for engines to hand back their requests;
+    ``prefix`` and ``prompt_keys`` (both or neither): prefix-aware routing, and how a prompt's
+    block keys are computed (the engines' tokenizer and block size).
     """
 
     host: str = "127.0.0.1"
@@ -29,8 +32,12 @@ class CoordinatorConfig:
     curve: CurveServerKeys | None = None
     limits: Limits = field(default=DEFAULT_LIMITS)
     name: str = "coordinator"
+    prefix: PrefixAffinity | None = None
+    prompt_keys: PromptKeys | None = None
 
     def __post_init__(self) -> None:
+        if (self.prefix is None) != (self.prompt_keys is None):
+            raise ValueError("CoordinatorConfig: prefix routing needs both prefix and prompt_keys")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"CoordinatorConfig.port must be in [0, 65535], got {self.port!r}")
         for name in ("heartbeat_s", "engine_timeout_s", "shutdown_grace_s"):

@@ -7,7 +7,8 @@ finish at different steps. The result is the output JSON of ``logitsmatch.record
 "0", "1", ... (prompt order) to the records the engines sent (every field the in-process engine
 writes, top-n logprobs included), with ``latency`` measured by the client (seconds), plus
 ``throughput``: one figure for the run, all generated tokens / the driver's wall time (tok/s),
-as the in-process path reports it. With ``output_every_n`` only request i where
+as the in-process path reports it, and ``lifetime_prefill_token_count``: the records'
+``prefill_token_count`` summed over every request. With ``output_every_n`` only request i where
 i % n == 0, and the last one, are written (Megatron's --output-every-n-results).
 """
 
@@ -101,7 +102,16 @@ def to_output_json(
         if is_written(i, len(records), output_every_n)
     ]
     generated = sum(len(r["generated_tokens"]) for r in records)
-    return output_json(entries, throughput=[generated / elapsed_s if elapsed_s > 0 else 0.0])
+    prefilled = [r.get("prefill_token_count") for r in records]
+    counts = [n for n in prefilled if isinstance(n, int)]
+    # why only when every record has it: an engine that does not report it must not look as
+    # if it prefilled nothing
+    lifetime = sum(counts) if len(counts) == len(prefilled) else None
+    return output_json(
+        entries,
+        throughput=[generated / elapsed_s if elapsed_s > 0 else 0.0],
+        lifetime_prefill_token_count=lifetime,
+    )
 
 
 def run_driver(

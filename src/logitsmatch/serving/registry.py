@@ -7,8 +7,10 @@ every routed request a fresh engine-side id and keeps a Route from it back to (c
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from logitsmatch.serving.prefix_routing import PrefixAffinity
 from logitsmatch.serving.routing import Policy, ReplicaLoad
 
 
@@ -44,8 +46,12 @@ class Route:
 
 
 class Registry:
-    def __init__(self, policy: Policy) -> None:
+    """``prefix``: prefix-aware routing for requests whose prompt has block keys; the others
+    (and every request when it is None) go by ``policy``."""
+
+    def __init__(self, policy: Policy, prefix: PrefixAffinity | None = None) -> None:
         self.policy = policy
+        self.prefix = prefix
         self.engines: dict[bytes, Replica] = {}  # registration order = policy's index order
         self.clients: dict[bytes, ClientPeer] = {}
         self.routes: dict[str, Route] = {}
@@ -69,8 +75,9 @@ class Registry:
     def loads(self) -> list[ReplicaLoad]:
         return [ReplicaLoad(r.name, len(r.requests)) for r in self.engines.values()]
 
-    def assign(self, client: bytes, request_id: str) -> Route:
-        """Pick a replica for a client's new request; refuses duplicates and an empty pool."""
+    def assign(self, client: bytes, request_id: str, keys: Sequence[bytes] = ()) -> Route:
+        """Pick a replica for a client's new request (``keys``: its prompt's block keys);
+        refuses duplicates and an empty pool."""
         peer = self.clients[client]
         if request_id in peer.requests:
             raise RegistryError(
@@ -79,7 +86,8 @@ class Registry:
         if not self.engines:
             raise RegistryError("no_replica", "no engine replica is registered")
         replicas = list(self.engines.values())
-        index = self.policy(self.loads())
+        loads = self.loads()
+        index = self.prefix(loads, keys) if self.prefix and keys else self.policy(loads)
         if not isinstance(index, int) or not 0 <= index < len(replicas):
             raise RegistryError(
                 "routing",

@@ -25,6 +25,7 @@ from logitsmatch.serving.driver import DriverError, run_driver
 from logitsmatch.serving.errors import CoordinatorLost
 from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.launch import Service, start_service
+from logitsmatch.serving.prefix_routing import DEFAULT_ALPHA, PREFIX_POLICIES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,8 +38,42 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every request generates exactly --num-tokens-to-generate tokens",
     )
+    p.add_argument(
+        "--inference-dynamic-batching-prefix-caching-coordinator-policy",
+        dest="coordinator_policy",
+        choices=("load_balanced", *PREFIX_POLICIES),
+        default="load_balanced",
+        help="load_balanced: the fewest requests in flight; longest_prefix / first_prefix_block: "
+        "prefix-aware (with --inference-dynamic-batching-prefix-caching; else load_balanced)",
+    )
+    p.add_argument(
+        "--inference-dynamic-batching-prefix-caching-routing-alpha",
+        dest="routing_alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help="prefix routing: score = alpha * prefix match + (1 - alpha) * free capacity",
+    )
     add_serving_flags(p)
     return p
+
+
+def coordinator_routing(args: argparse.Namespace) -> list[str]:
+    """The coordinator's routing flags; prefix-aware only when the engines cache prefixes
+    (as Megatron-LM falls back to load-balanced routing without prefix caching)."""
+    if args.coordinator_policy == "load_balanced" or not args.prefix_caching:
+        return []
+    return [
+        "--prefix-routing",
+        args.coordinator_policy,
+        "--prefix-tokenizer",
+        args.model,
+        "--kv-block-size",
+        str(args.kv_block_size),
+        "--max-requests",
+        str(args.inference_max_requests),
+        "--routing-alpha",
+        str(args.routing_alpha),
+    ]
 
 
 def _stop_coordinator_if_ranks_die(job: RankJob, coordinator: Service) -> None:
@@ -58,13 +93,23 @@ def main(argv: list[str]) -> int:
             f"--inference-repeat-n {args.inference_repeat_n}: the ZMQ driver does not repeat "
             "(it runs each request once); drop --zmq to repeat in-process"
         )
+    if not 0.0 <= args.routing_alpha <= 1.0:
+        p.error(
+            "--inference-dynamic-batching-prefix-caching-routing-alpha: must be in [0, 1], "
+            f"got {args.routing_alpha}"
+        )
     options = engine_options(args)
     layout = options.layout
     prompts = read_prompts(args)
     sampling = sampling_for(args, 0)
     resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     coordinator, job = start_service(
-        layout, argv, args.run_dir, "--engine-timeout-s", str(args.coordinator_timeout_s)
+        layout,
+        argv,
+        args.run_dir,
+        "--engine-timeout-s",
+        str(args.coordinator_timeout_s),
+        *coordinator_routing(args),
     )
     assert coordinator.address is not None
     watchdog = threading.Thread(

@@ -56,7 +56,7 @@ class RunShape:
 Blocker = Callable[[Any, RunShape], str | None]
 ARRIVALS_PER_STEP = "arrivals per step in the engine's own loop (issue 13)"
 ARRIVALS_PER_SEC = "arrivals per second (issue 13)"
-PREFIX_ROUTING = "prefix-aware DP routing (issue 13)"
+PREFIX_ROUTING = "prefix-aware routing, which the ZMQ coordinator does (DRIVER zmq)"
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ def _per_step_blocker(value: Any, shape: RunShape) -> str | None:
     return None if at_once else ARRIVALS_PER_STEP
 
 
-def _routing_blocker(value: Any, _shape: RunShape) -> str | None:
-    # why load_balanced runs: it routes by load alone, as the coordinator always does.
-    return None if value == "load_balanced" else PREFIX_ROUTING
+def _routing_blocker(value: Any, shape: RunShape) -> str | None:
+    # why not in-process: its replicas take the prompts round robin; only the coordinator routes.
+    return None if value == "load_balanced" or shape.driver is Driver.ZMQ else PREFIX_ROUTING
 
 
 def _per_sec_blocker(value: Any, shape: RunShape) -> str | None:
@@ -240,9 +240,12 @@ TABLE: dict[str, FlagRule] = {
     "--inference-logging-step-interval": _na("Megatron's per-step log cadence"),
     "--inference-dynamic-batching-prefix-caching-coordinator-policy": FlagRule(
         Use.HARNESS,
-        "load_balanced (Megatron-LM's default): the coordinator's least-outstanding routing, "
-        "by load alone; the prefix-aware policies are not built yet",
+        "DRIVER zmq: the coordinator's routing (generate --zmq): load_balanced (the default, "
+        "fewest in flight), longest_prefix or first_prefix_block (prefix-aware)",
         blocker=_routing_blocker,
+    ),
+    "--inference-dynamic-batching-prefix-caching-routing-alpha": FlagRule(
+        Use.HARNESS, "DRIVER zmq: the prefix-aware routing's weight of prefix match vs load"
     ),
 }
 

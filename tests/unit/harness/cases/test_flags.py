@@ -96,19 +96,17 @@ def test_renamed_and_converted_megatron_flags(tmp_path):
 
 
 def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
-    case = load_case(
+    policy = "--inference-dynamic-batching-prefix-caching-coordinator-policy"
+    routed = load_case(
         CORPUS / "gpt_dynamic_inference_tp1_pp1_dp8_583m_prefix_caching_longest_prefix_zmq"
     )
-    assert case.blocked == (
-        "needs prefix-aware DP routing (issue 13) "
-        "(--inference-dynamic-batching-prefix-caching-coordinator-policy: longest_prefix)",
-    )
-    assert {expected for expected, _ in case.platforms.values()} == {"skip"}
-    balanced = load_case(
-        CORPUS / "gpt_dynamic_inference_tp1_pp1_dp8_583m_prefix_caching_load_balanced_zmq"
-    )
-    assert balanced.blocked == ()
-    assert engine_args(balanced)["--inference-dynamic-batching-prefix-caching"] is True
+    assert routed.blocked == ()
+    assert mode_flags(routed)[-2:] == [policy, "longest_prefix"]
+    assert engine_args(routed)["--inference-dynamic-batching-prefix-caching"] is True
+    # Only the coordinator routes: in-process replicas take the prompts round robin.
+    with pytest.raises(CaseError, match=r"needs prefix-aware routing, which the ZMQ coordinator"):
+        _case(tmp_path, f"  {policy}: longest_prefix\n", name="routed")
+    assert _case(tmp_path, f"  {policy}: load_balanced\n", name="balanced").blocked == ()
     # Arrivals per step matter only when there are more prompts than one step takes.
     few = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="few")
     assert few.blocked == ()
