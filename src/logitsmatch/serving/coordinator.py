@@ -448,6 +448,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.address_file:
         write_address_file(args.address_file, coordinator.address)
     print(f"coordinator listening on {coordinator.address}", flush=True)
+    if args.prefix_routing:
+        print(
+            f"coordinator routing: {args.prefix_routing} (alpha {args.routing_alpha}, "
+            f"blocks of {args.kv_block_size} tokens by {args.prefix_tokenizer}'s tokenizer, "
+            f"max {args.max_requests} requests a replica); without block keys: {args.policy}",
+            flush=True,
+        )
+    else:
+        print(f"coordinator routing: {args.policy}", flush=True)
     coordinator.serve(should_stop=lambda: bool(stop))
     return 0
 

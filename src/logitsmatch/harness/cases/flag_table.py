@@ -105,6 +105,7 @@ def _per_sec_blocker(value: Any, shape: RunShape) -> str | None:
 
 
 _SAME = "passed to the engine as is"
+KV_TOKENS_PER_RANK = 4096
 _CUDA_GRAPHS = "CUDA graphs replay the same kernels; the builtin engine launches them eagerly"
 _CHECKPOINT = "how Megatron-LM reads its checkpoint; the model binding decides what is loaded"
 
@@ -222,8 +223,12 @@ TABLE: dict[str, FlagRule] = {
     "--inference-dynamic-batching-unified-memory-level": _gpu("CUDA unified memory for the KV"),
     "--inference-fuse-tp-communication": _gpu("fused TP collectives; the same sums"),
     "--sequence-parallel": _gpu("splits TP activations along the sequence; the same math"),
-    "--inference-dynamic-batching-buffer-size-gb": _gpu(
-        "Megatron's GPU KV-buffer size; the engine sizes its cache by --kv-cache-tokens"
+    "--inference-dynamic-batching-buffer-size-gb": _engine(
+        f"Megatron's KV buffer in GB of GPU memory; the engine holds {KV_TOKENS_PER_RANK} "
+        "tokens per rank instead (one request of the folders' --inference-max-seq-length), so "
+        "that dp8 fits a CPU machine and the run does not depend on its memory",
+        "--kv-cache-tokens",
+        lambda _value: [str(KV_TOKENS_PER_RANK)],
     ),
     "--inference-dynamic-batching-async-sched-mode": _gpu(
         "overlaps scheduling with GPU compute; the same steps run one after another"

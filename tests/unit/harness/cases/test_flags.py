@@ -103,6 +103,9 @@ def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
     assert routed.blocked == ()
     assert mode_flags(routed)[-2:] == [policy, "longest_prefix"]
     assert engine_args(routed)["--inference-dynamic-batching-prefix-caching"] is True
+    # DP comes from the folder's name (upstream's world size) and reaches the engine.
+    assert engine_args(routed)["--data-parallel-size"] == 8
+    assert engine_args(routed)["--kv-cache-tokens"] == ["4096"]
     # Only the coordinator routes: in-process replicas take the prompts round robin.
     with pytest.raises(CaseError, match=r"needs prefix-aware routing, which the ZMQ coordinator"):
         _case(tmp_path, f"  {policy}: longest_prefix\n", name="routed")

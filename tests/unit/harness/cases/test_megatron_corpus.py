@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logitsmatch.harness.cases import CaseTarget, load_all
-from logitsmatch.harness.cases.flag_table import ARRIVALS_PER_STEP, PREFIX_ROUTING
+from logitsmatch.harness.cases.flag_table import ARRIVALS_PER_STEP
 
 ROOT = Path(__file__).parents[4]
 CORPUS = load_all(ROOT / "tests" / "data" / "megatron", golden_root=ROOT / "golden")
@@ -24,16 +24,13 @@ def test_what_does_not_run_here_names_the_feature_it_needs():
     for case in CORPUS:
         if case.blocked:
             first = case.blocked[0]
-            reasons[
-                next((f for f in (PREFIX_ROUTING, ARRIVALS_PER_STEP) if f in first), first)
-            ] += 1
+            reasons[ARRIVALS_PER_STEP if ARRIVALS_PER_STEP in first else first] += 1
             assert {expected for expected, _ in case.platforms.values()} == {"skip"}
     assert reasons == {
-        PREFIX_ROUTING: 1,
         ARRIVALS_PER_STEP: 2,
         "no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine": 1,
     }
-    assert len(RUNS) == 28
+    assert len(RUNS) == 29
 
 
 @pytest.mark.parametrize("case", RUNS, ids=lambda c: c.name)
