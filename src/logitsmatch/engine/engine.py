@@ -116,6 +116,16 @@ class LLMEngine:
         which its engine.reset() zeroes too); a preempted request's recompute counts again."""
         return self.scheduler.prefill_tokens
 
+    def memory_bytes(self) -> int:
+        """Peak memory of this rank: on CUDA, what torch's allocator peaked at; elsewhere the
+        bytes this engine allocated and holds for the run, its weights (parameters and
+        buffers) plus its KV cache. Deterministic on a CPU: the same model, layout and cache
+        size give the same figure on every machine (activations are not counted)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        tensors = [*self.model.parameters(), *self.model.buffers(), *self.kv_caches]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     @property
     def cached_prefix_token_count(self) -> int:
         """Prompt tokens read from the prefix cache instead of prefilled, since the last reset()."""

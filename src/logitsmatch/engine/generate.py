@@ -6,7 +6,8 @@ rank 0 gathers every replica's records and writes the file.
 
 With ``--inference-repeat-n N`` the same requests (fresh ones, the same seeds) run N times in
 the same engine, as Megatron-LM's dynamic-inference test does: the file holds the last trial's
-records and one throughput figure per trial. Every trial must give the first one's records (all
+records and one throughput figure per trial, and ``mem-max-allocated-bytes``: the most any rank
+allocated (``LLMEngine.memory_bytes``). Every trial must give the first one's records (all
 but timing fields) bit for bit: a difference fails the run as non-determinism, naming the
 trial, the request, the field and the first differing position (``repeats.py``).
 """
@@ -17,18 +18,22 @@ import argparse
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 
+import torch
 import torch.distributed as dist
 
 from logitsmatch import STARTED
 from logitsmatch.engine import distributed
+from logitsmatch.engine.arrivals import Arrivals
 from logitsmatch.engine.build import build_engine, resolve_model
 from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.generate_args import (
     add_model_flags,
     add_request_flags,
     add_run_flags,
+    arrivals_of,
     engine_options,
     is_written,
     read_prompts,
@@ -58,11 +63,16 @@ def parser() -> argparse.ArgumentParser:
 def run_requests(
     engine: LLMEngine, args: argparse.Namespace, prompts: list[str | list[int]]
 ) -> tuple[list[RequestRecord], int]:
-    """Run this replica's share of ``prompts``; returns (its records, generated tokens)."""
+    """Run this replica's share of ``prompts``, arriving as ``arrivals_of(args)`` says;
+    returns (its records, generated tokens)."""
     ctx = engine.ctx
     tokenizer = engine.tokenizer
     out: list[RequestRecord] = []
-    for index in range(ctx.dp_rank, len(prompts), ctx.dp_size):
+    arrivals = arrivals_of(args, len(prompts))
+    times = arrivals.times(len(prompts))
+    queue = deque(range(ctx.dp_rank, len(prompts), ctx.dp_size))
+
+    def admit(index: int) -> None:
         prompt = prompts[index]
         tokens = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if args.add_bos and tokenizer.bos_token_id is not None:
@@ -73,6 +83,7 @@ def run_requests(
             out.append(
                 RequestRecord(str(index), input_prompt=_text(tokenizer, prompt), error=str(exc))
             )
+
     progress = (
         sys.stderr.isatty()
         and not os.environ.get("CI")
@@ -81,7 +92,12 @@ def run_requests(
         and ctx.dp_rank == 0
     )
     generated = 0
-    while engine.has_unfinished():
+    start = time.perf_counter()
+    while queue or engine.has_unfinished():
+        for _ in range(_arrived(arrivals, times, queue, engine, start)):
+            admit(queue.popleft())
+        if not engine.has_unfinished():
+            continue
         for record in engine.step():
             text = _text(tokenizer, prompts[int(record.request_id)])
             out.append(replace(record, input_prompt=text))
@@ -95,6 +111,34 @@ def run_requests(
     if progress:
         print(file=sys.stderr)
     return out, generated
+
+
+def _arrived(
+    arrivals: Arrivals, times: list[float], queue: deque[int], engine: LLMEngine, start: float
+) -> int:
+    """How many of ``queue``'s requests join before the next step. Timed arrivals are decided
+    by the replica's first rank and broadcast, so all its ranks add the same requests at the
+    same step (their clocks differ); an idle engine sleeps (at most 1 s a turn, so the other
+    ranks' collective never times out) until the next arrival."""
+    if arrivals.per_step is not None:
+        return min(arrivals.per_step, len(queue))
+    if not arrivals.timed:
+        return len(queue)
+    ctx = engine.ctx
+    leader = not ctx.replica_ranks or dist.get_rank() == ctx.replica_ranks[0]
+    count = 0
+    if leader and queue:
+        now = time.perf_counter() - start
+        if not engine.has_unfinished() and times[queue[0]] > now:
+            time.sleep(min(1.0, times[queue[0]] - now))
+            now = time.perf_counter() - start
+        while count < len(queue) and times[queue[count]] <= now:
+            count += 1
+    if len(ctx.replica_ranks) > 1:
+        shared = torch.tensor([count], dtype=torch.long)
+        dist.broadcast(shared, src=ctx.replica_ranks[0], group=ctx.replica_group)
+        count = int(shared.item())
+    return count
 
 
 def _text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
@@ -113,6 +157,7 @@ class Trials:
     generated: list[int]  # generated tokens, one count per trial
     elapsed: list[float]  # wall seconds, one per trial
     prefill_tokens: int  # the engine's lifetime_prefill_token_count after the last trial
+    memory_bytes: int  # the most any rank of the replica allocated (LLMEngine.memory_bytes)
 
 
 def run_trials(
@@ -140,7 +185,19 @@ def run_trials(
             )
     # why: Megatron writes the engine's step count at output time into every request's entry
     records = [r if r.error else replace(r, step_count=engine.steps) for r in records]
-    return Trials(records, generated, elapsed, engine.lifetime_prefill_token_count)
+    return Trials(
+        records, generated, elapsed, engine.lifetime_prefill_token_count, _peak_memory(engine)
+    )
+
+
+def _peak_memory(engine: LLMEngine) -> int:
+    """``engine.memory_bytes()``, the largest over all ranks (a collective: every rank calls)."""
+    local = engine.memory_bytes()
+    if not dist.is_initialized():
+        return local
+    peak = torch.tensor([local], dtype=torch.long)
+    dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    return int(peak.item())
 
 
 def gather(trials: Trials, contribute: bool) -> list[Trials]:
@@ -165,7 +222,12 @@ def output_doc(parts: list[Trials], args: argparse.Namespace, count: int) -> Out
         wall = max(part.elapsed[trial] for part in parts)
         throughput.append(tokens / wall if wall > 0 else 0.0)
     prefill = sum(part.prefill_tokens for part in parts)
-    return output_json(kept, throughput=throughput, lifetime_prefill_token_count=prefill)
+    return output_json(
+        kept,
+        throughput=throughput,
+        lifetime_prefill_token_count=prefill,
+        mem_max_allocated_bytes=max(part.memory_bytes for part in parts),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = options.layout
     prompts = read_prompts(args)
     sampling_for(args, 0)  # bad sampling flags fail here, before any model or rank starts
+    arrivals = arrivals_of(args, len(prompts))
     spec = resolve_model(options)
     if layout.world_size > 1 and not distributed.in_torchrun():
         from logitsmatch.engine.launch import launch_ranks
@@ -189,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     where = layout.describe(dist.get_rank()) if dist.is_initialized() else "single process"
     ready = time.perf_counter() - STARTED
     print(f"logitsmatch: {where} ready in {ready:.2f} s", file=sys.stderr, flush=True)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"logitsmatch: arrivals: {arrivals.describe(len(prompts))}", file=sys.stderr)
     try:
         trials = run_trials(engine, args, prompts)
     except NonDeterminism as exc:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from logitsmatch.engine.arrivals import Arrivals
 from logitsmatch.engine.config import SchedulerConfig
 from logitsmatch.engine.layout import Layout
 from logitsmatch.engine.options import (
@@ -161,12 +162,41 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "the last trial's records and one throughput figure per trial (in-process only)",
     )
     g.add_argument(
+        "--incoming-requests-per-step",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="N requests join before each engine step (--zmq: N per burst, default 32); "
+        "default: all at once",
+    )
+    g.add_argument(
+        "--incoming-requests-per-sec",
+        type=float,
+        default=-1.0,
+        metavar="RATE",
+        help="> 0: requests arrive as a Poisson process of RATE per second, seeded by --seed "
+        "(the schedule goes to the run log); <= 0: all at once",
+    )
+    g.add_argument(
         "--output-every-n-results",
         type=_positive_int,
         default=1,
         metavar="N",
         help="write only request i where i %% N == 0, and the last request",
     )
+
+
+def arrivals_of(args: argparse.Namespace, count: int) -> Arrivals:
+    """The arrival pattern of a run of ``count`` requests; raises ValueError for a bad
+    combination, or a rate so low that the last request would arrive past --deadline-s."""
+    arrivals = Arrivals(args.incoming_requests_per_step, args.incoming_requests_per_sec, args.seed)
+    last = max(arrivals.times(count), default=0.0)
+    if last > args.deadline_s:
+        raise ValueError(
+            f"--incoming-requests-per-sec {args.incoming_requests_per_sec}: the last of {count} "
+            f"requests would arrive after {last:.0f} s, past --deadline-s {args.deadline_s:.0f}"
+        )
+    return arrivals
 
 
 def _positive_int(text: str) -> int:

@@ -37,6 +37,7 @@ async def drive(
     sampling: SamplingParams,
     incoming_requests_per_step: int,
     *,
+    arrival_times: Sequence[float] | None = None,
     stagger_lengths: bool = True,
     deadline_s: float = 600.0,
     min_replicas: int = 1,
@@ -46,13 +47,19 @@ async def drive(
 ) -> OutputJSON:
     """Run ``prompts`` through the coordinator at ``address``; returns the output-JSON dict.
 
-    Waits (within the deadline) for ``min_replicas`` replicas before submitting; with
+    ``arrival_times``: request i is submitted that many seconds after the first (bursts are
+    then one request each). Waits (within the deadline) for ``min_replicas`` replicas before
+    submitting; with
     ``shutdown`` it then shuts the coordinator and its engines down. Raises DriverError naming
     every request that failed. ``output_every_n``: see ``to_output_json``.
     """
     k = incoming_requests_per_step
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"incoming_requests_per_step must be an int >= 1, got {k!r}")
+    if arrival_times is not None:
+        if len(arrival_times) != len(prompts):
+            raise ValueError("drive: one arrival time per prompt")
+        k = 1
     if not prompts:
         raise ValueError("drive: no prompts")
     start = time.monotonic()
@@ -69,6 +76,9 @@ async def drive(
                     params = replace(
                         params, num_tokens_to_generate=sampling.num_tokens_to_generate + i
                     )
+                if arrival_times is not None:
+                    due = submitted + arrival_times[first + i] - time.monotonic()
+                    await asyncio.sleep(max(0.0, min(due, deadline_s)))
                 left = max(0.001, deadline_s - (time.monotonic() - start))
                 futures.append(await client.add_request(prompt, params, str(first + i), left))
             await asyncio.sleep(0)  # why: let replies be read while later bursts are queued

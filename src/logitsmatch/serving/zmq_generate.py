@@ -1,7 +1,8 @@
 """``logitsmatch generate --zmq``: the Megatron-style coordinator run.
 
 Starts a coordinator (loopback, a free port) and the engine ranks under torchrun, submits the
-prompts through the coordinator ``--incoming-requests-per-step`` at a time (request i of a burst
+prompts through the coordinator ``--incoming-requests-per-step`` at a time (32 by default), or
+each at its time with ``--incoming-requests-per-sec`` > 0 (request i of a burst
 generating ``num_tokens_to_generate + i`` tokens unless ``--no-stagger-lengths``), waits for all
 within the deadline, writes the output JSON (``--output-every-n-results`` of them), and shuts
 everything down. A dead rank fails the run with that rank named (from torchrun), never a hang.
@@ -18,7 +19,12 @@ import time
 
 from logitsmatch.engine import resolve_model
 from logitsmatch.engine.generate import parser as generate_parser
-from logitsmatch.engine.generate_args import engine_options, read_prompts, sampling_for
+from logitsmatch.engine.generate_args import (
+    arrivals_of,
+    engine_options,
+    read_prompts,
+    sampling_for,
+)
 from logitsmatch.engine.launch import RankJob
 from logitsmatch.record import write_output
 from logitsmatch.serving.driver import DriverError, run_driver
@@ -27,12 +33,13 @@ from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.launch import Service, start_service
 from logitsmatch.serving.prefix_routing import DEFAULT_ALPHA, PREFIX_POLICIES
 
+DEFAULT_REQUESTS_PER_BURST = 32  # Megatron-LM's coordinator test's
+
 
 def parser() -> argparse.ArgumentParser:
     p = generate_parser()
     p.prog = "logitsmatch generate --zmq"
     p.add_argument("--zmq", action="store_true", required=True)
-    p.add_argument("--incoming-requests-per-step", type=int, default=32)
     p.add_argument(
         "--no-stagger-lengths",
         action="store_true",
@@ -101,6 +108,8 @@ def main(argv: list[str]) -> int:
     options = engine_options(args)
     layout = options.layout
     prompts = read_prompts(args)
+    arrivals = arrivals_of(args, len(prompts))
+    print(f"logitsmatch: arrivals: {arrivals.describe(len(prompts))}", file=sys.stderr)
     sampling = sampling_for(args, 0)
     resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     coordinator, job = start_service(
@@ -122,7 +131,8 @@ def main(argv: list[str]) -> int:
             coordinator.address,
             prompts,
             sampling,
-            args.incoming_requests_per_step,
+            args.incoming_requests_per_step or DEFAULT_REQUESTS_PER_BURST,
+            arrival_times=arrivals.times(len(prompts)) if arrivals.timed else None,
             stagger_lengths=not args.no_stagger_lengths,
             deadline_s=args.deadline_s,
             min_replicas=layout.dp,

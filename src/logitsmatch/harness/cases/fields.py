@@ -241,6 +241,15 @@ def engine(source: Path, value: Any, args: Mapping[str, Any]) -> str:
     return value
 
 
+# Megatron-LM's ShareGPT prompts are not shipped (licence, size): with DATA_PATH unset, its
+# folders read seeded synthetic chat requests instead (tools/make_prompt_stand_in.py), and say so.
+PROMPT_STAND_INS = {
+    "${DATA_PATH}/text/sharegpt-vicuna/filtered/processed.jsonl": Path(__file__).parent
+    / "data"
+    / "sharegpt_stand_in.jsonl",
+}
+
+
 @dataclass(frozen=True)
 class PromptFile:
     """A case's ``--prompt-file`` (its ``${VAR}``s unexpanded) and ``--prompt-file-num-truncate``.
@@ -253,10 +262,22 @@ class PromptFile:
     name: str
     limit: int | None = None
 
+    @property
+    def stand_in(self) -> Path | None:
+        """The shipped file read in place of this one when its variables are not set."""
+        return PROMPT_STAND_INS.get(self.name)
+
+    def uses_stand_in(self, environ: Mapping[str, str]) -> bool:
+        return self.stand_in is not None and not self.resolvable(environ)
+
     def read(self, environ: Mapping[str, str]) -> tuple[str, ...]:
         """The prompts; a CaseError naming the case, the field and the value when it cannot."""
         key = "MODEL_ARGS.--prompt-file"
-        path = Path(expand(self.name, environ, source=self.source, field=key, what="a path"))
+        if self.uses_stand_in(environ):
+            assert self.stand_in is not None
+            path = self.stand_in
+        else:
+            path = Path(expand(self.name, environ, source=self.source, field=key, what="a path"))
         path = path if path.is_absolute() else self.source.parent / path
         try:
             lines = path.read_text(encoding="utf-8").splitlines()

@@ -54,8 +54,6 @@ class RunShape:
 
 # (value, shape) -> the missing feature's name when this value needs one, else None.
 Blocker = Callable[[Any, RunShape], str | None]
-ARRIVALS_PER_STEP = "arrivals per step in the engine's own loop (issue 13)"
-ARRIVALS_PER_SEC = "arrivals per second (issue 13)"
 PREFIX_ROUTING = "prefix-aware routing, which the ZMQ coordinator does (DRIVER zmq)"
 
 
@@ -86,22 +84,9 @@ def _model(how: str) -> FlagRule:
     return FlagRule(Use.MODEL, how)
 
 
-def _per_step_blocker(value: Any, shape: RunShape) -> str | None:
-    if shape.driver is Driver.ZMQ:
-        return None
-    # why: with no more prompts than one step's arrivals, every request arrives at once.
-    at_once = shape.prompts is not None and isinstance(value, int) and shape.prompts <= value
-    return None if at_once else ARRIVALS_PER_STEP
-
-
 def _routing_blocker(value: Any, shape: RunShape) -> str | None:
     # why not in-process: its replicas take the prompts round robin; only the coordinator routes.
     return None if value == "load_balanced" or shape.driver is Driver.ZMQ else PREFIX_ROUTING
-
-
-def _per_sec_blocker(value: Any, shape: RunShape) -> str | None:
-    # why: Megatron-LM adds every request at once when the rate is <= 0 (its default is -1).
-    return ARRIVALS_PER_SEC if isinstance(value, (int, float)) and value > 0 else None
 
 
 _SAME = "passed to the engine as is"
@@ -176,16 +161,13 @@ TABLE: dict[str, FlagRule] = {
     "--prompt-file": FlagRule(Use.HARNESS, "read when the case runs (JSONL: text or prompt)"),
     "--prompt-file-num-truncate": FlagRule(Use.HARNESS, "only the file's first N prompts"),
     "--output-path": FlagRule(Use.HARNESS, "every run writes to an output path of its own"),
-    "--incoming-requests-per-step": FlagRule(
-        Use.HARNESS,
-        "DRIVER zmq: the coordinator's burst size (generate --zmq); in-process: all at once "
-        "when there are no more prompts than that",
-        blocker=_per_step_blocker,
+    "--incoming-requests-per-step": _engine(
+        "that many requests join before each engine step (DRIVER zmq: per burst through the "
+        "coordinator)"
     ),
-    "--incoming-requests-per-sec": FlagRule(
-        Use.HARNESS,
-        "<= 0 (Megatron-LM's default -1): every request arrives at once, as the engine does",
-        blocker=_per_sec_blocker,
+    "--incoming-requests-per-sec": _engine(
+        "> 0: a Poisson process of that rate, seeded by --seed; <= 0 (Megatron-LM's default "
+        "-1): every request at once"
     ),
     # --- the model (binding.py)
     "--model": _model("a preset, .gguf file or HF folder"),

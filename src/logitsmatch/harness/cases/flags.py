@@ -20,13 +20,11 @@ from logitsmatch.harness.cases.fields import Driver, expand
 from logitsmatch.harness.cases.platforms import Platform
 from logitsmatch.harness.cases.schema import Case, model_args_argv
 
-ZMQ_FLAGS = ("--incoming-requests-per-step",)
 # MODEL_ARGS that only the ZMQ run takes (generate --zmq), passed as they are.
 COORDINATOR_FLAGS = (
     "--inference-dynamic-batching-prefix-caching-coordinator-policy",
     "--inference-dynamic-batching-prefix-caching-routing-alpha",
 )
-DEFAULT_REQUESTS_PER_STEP = 32
 _DTYPE_FLAGS = ("--dtype", "--bf16")
 
 
@@ -57,19 +55,18 @@ def expand_vars(
 
 def mode_flags(case: Case) -> list[str]:
     """How the builtin engine is driven: DRIVER ``zmq`` goes through the ZeroMQ coordinator
-    (``generate --zmq``), which submits ``--incoming-requests-per-step`` requests at a time
-    (MODEL_ARGS, default 32) like Megatron-LM's coordinator driver, routed as
-    ``COORDINATOR_FLAGS`` say; ``in-process`` runs the requests in the engine's own loop."""
+    (``generate --zmq``, bursts of --incoming-requests-per-step, 32 by default, like Megatron-
+    LM's coordinator driver), routed as ``COORDINATOR_FLAGS`` say; ``in-process`` runs the
+    requests in the engine's own loop."""
     if case.driver is not Driver.ZMQ:
         return []
-    per_step = case.model_args.get(ZMQ_FLAGS[0], DEFAULT_REQUESTS_PER_STEP)
     routing = [
         word
         for flag in COORDINATOR_FLAGS
         if flag in case.model_args
         for word in (flag, str(case.model_args[flag]))
     ]
-    return ["--zmq", ZMQ_FLAGS[0], str(per_step), *routing]
+    return ["--zmq", *routing]
 
 
 def builtin_argv(

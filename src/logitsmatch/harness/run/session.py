@@ -9,6 +9,7 @@ prompts, output JSON, engine log and rank logs; ``run.log`` in the run folder sa
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +41,12 @@ def case_notes(case: Case) -> tuple[str, ...]:
     notes = [f"model: {case.binding.run_model}"]
     if case.binding.golden_model:
         notes.append(f"its upstream goldens: {case.binding.golden_model}")
+    prompts = case.prompt_file
+    if prompts is not None and prompts.uses_stand_in(os.environ):
+        notes.append(
+            f"prompts: stand-in {prompts.stand_in} (seeded synthetic chat requests) for "
+            f"{prompts.name}, which is not shipped (set DATA_PATH to read the real one)"
+        )
     if case.flags.unused:
         notes.append("no-op here: " + "; ".join(case.flags.unused_lines()))
     return tuple(notes)

@@ -110,30 +110,18 @@ def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
     with pytest.raises(CaseError, match=r"needs prefix-aware routing, which the ZMQ coordinator"):
         _case(tmp_path, f"  {policy}: longest_prefix\n", name="routed")
     assert _case(tmp_path, f"  {policy}: load_balanced\n", name="balanced").blocked == ()
-    # Arrivals per step matter only when there are more prompts than one step takes.
-    few = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="few")
-    assert few.blocked == ()
-    many = tmp_path / "cases" / "many.yaml"
-    many.write_text(
-        "MODEL_ARGS:\n  --incoming-requests-per-step: 1\nPROMPTS: [a, b]\n"
-        "PLATFORMS:\n  cpu: {expected: pass}\nDRIVER: in-process\n"
-    )
-    # Our own case files are strict: a case the builtin engine cannot run does not load.
-    with pytest.raises(
-        CaseError,
-        match=r"many.yaml: MODEL_ARGS: the builtin engine cannot run this case: needs arrivals",
-    ):
-        load_case(many)
+    # Arrivals run in the engine's own loop too: they reach it as flags.
+    paced = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="paced")
+    assert paced.blocked == () and engine_args(paced)["--incoming-requests-per-step"] == 1
 
 
 def test_zmq_cases_run_through_the_coordinator(tmp_path):
     zmq = _case(tmp_path, "  --incoming-requests-per-step: 8\n", name="c_zmq", driver="zmq")
-    assert mode_flags(zmq) == ["--zmq", "--incoming-requests-per-step", "8"]
-    assert mode_flags(_case(tmp_path, "  --model: tiny\n", name="d_zmq", driver="zmq"))[-1] == "32"
+    assert mode_flags(zmq) == ["--zmq"]
     assert mode_flags(_case(tmp_path, "  --incoming-requests-per-step: 8\n")) == []
     argv = builtin_argv(
         PLATFORMS["cpu"],
-        {"--model": "tiny"},
+        {"--model": "tiny", **engine_args(zmq)},
         prompt_file=tmp_path / "p.jsonl",
         output_path=tmp_path / "o.json",
         run_dir=tmp_path,

@@ -2,38 +2,46 @@
 against a cpu golden recorded with its stand-in, or is skipped naming what it needs."""
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from logitsmatch.harness.cases import CaseTarget, load_all
-from logitsmatch.harness.cases.flag_table import ARRIVALS_PER_STEP
 
 ROOT = Path(__file__).parents[4]
 CORPUS = load_all(ROOT / "tests" / "data" / "megatron", golden_root=ROOT / "golden")
 RUNS = [case for case in CORPUS if not case.blocked]
+# 128 prompts x 128 tokens x 3 trials of the stand-in (its ShareGPT prompts are a shipped
+# stand-in): about 25 min each on 2 cores, not recorded yet
+NOT_RECORDED = [
+    "gpt_dynamic_inference_tp1_pp1_583m_async_sched",
+    "gpt_dynamic_inference_tp1_pp1_583m_logitsmatch",
+]
+RECORDED = [case for case in RUNS if case.name not in NOT_RECORDED]
 
 
 def test_all_32_folders_load():
     assert len(CORPUS) == 32
 
 
-def test_what_does_not_run_here_names_the_feature_it_needs():
-    reasons = Counter()
-    for case in CORPUS:
-        if case.blocked:
-            first = case.blocked[0]
-            reasons[ARRIVALS_PER_STEP if ARRIVALS_PER_STEP in first else first] += 1
-            assert {expected for expected, _ in case.platforms.values()} == {"skip"}
-    assert reasons == {
-        ARRIVALS_PER_STEP: 2,
-        "no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine": 1,
-    }
-    assert len(RUNS) == 29
+def test_what_does_not_run_here_says_why():
+    blocked = [case for case in CORPUS if case.blocked]
+    assert [(c.name, c.blocked[0]) for c in blocked] == [
+        (
+            "gpt_dynamic_inference_tp1_pp1_583m_cuda_graphs_validation",
+            "no MODEL_ARGS: upstream runs this folder with its own scripts, not an engine",
+        )
+    ]
+    assert {expected for expected, _ in blocked[0].platforms.values()} == {"skip"}
+    assert len(RUNS) == 31
+    assert sorted(c.name for c in RUNS if CaseTarget(c, "cpu").expected != "pass") == NOT_RECORDED
+    for name in NOT_RECORDED:
+        (case,) = [c for c in RUNS if c.name == name]
+        assert case.prompt_file is not None and case.prompt_file.uses_stand_in({})
+        assert len(case.load_prompts({})) == 128  # --prompt-file-num-truncate of the 256
 
 
-@pytest.mark.parametrize("case", RUNS, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", RECORDED, ids=lambda c: c.name)
 def test_each_folder_that_runs_has_a_cpu_golden_of_its_stand_in(case):
     target = CaseTarget(case, "cpu")
     assert target.expected == "pass", target.reason
