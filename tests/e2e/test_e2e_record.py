@@ -14,7 +14,14 @@ def test_golden_has_provenance_and_a_rerecord_without_change_is_empty(recorded):
     assert provenance["platform"] == "cpu" and provenance["engine"] == "builtin"
     assert provenance["engine_commit"] != "unknown" and provenance["packages"]["torch"]
     assert provenance["command"].startswith("python -m logitsmatch.cli generate --model tiny")
-    assert set(golden) == {"_provenance", "0", "1", "throughput", "lifetime_prefill_token_count"}
+    assert set(golden) == {
+        "_provenance",
+        "0",
+        "1",
+        "throughput",
+        "lifetime_prefill_token_count",
+        "mem-max-allocated-bytes",
+    }
     assert len(golden["0"]["generated_tokens"]) == 6
     again = logitsmatch(recorded, "record", CASE, "--platform", "cpu")
     assert again.returncode == 0, again.stderr

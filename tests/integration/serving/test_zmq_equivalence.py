@@ -60,7 +60,12 @@ def test_served_records_equal_the_in_process_engine(address, engine, count):
     prompts = PROMPTS[:count]
     out = run_driver(address, prompts, SAMPLING, BURST, min_replicas=2, deadline_s=120)
     expected = reference(engine, prompts, BURST)
-    assert list(out) == [str(i) for i in range(count)] + ["throughput"]
+    assert list(out) == [str(i) for i in range(count)] + [
+        "throughput",
+        "lifetime_prefill_token_count",
+    ]
+    prompt_tokens = sum(len(engine.tokenizer.encode(p)) for p in prompts)
+    assert out["lifetime_prefill_token_count"] == prompt_tokens  # each prefilled once
     for i, record in enumerate(expected):
         got = out[str(i)]
         assert got["input_prompt"] == record.input_prompt

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logitsmatch.engine.prefix_cache import EVICTION_POLICIES
 from logitsmatch.harness.cases.fields import CaseError, Driver
 from logitsmatch.harness.text_enum import TextEnum
+from logitsmatch.serving.prefix_routing import PREFIX_POLICIES
 
 
 class Use(TextEnum):
@@ -66,6 +68,7 @@ class FlagRule:
     engine_flag: str | None = None  # ENGINE: the generate flag; None = the same name
     words: Callable[[Any], list[str]] | None = None  # ENGINE: the value as argv words
     blocker: Blocker | None = None  # the feature some values need (any use)
+    choices: tuple[str, ...] = ()  # the values it takes, checked at load (empty: any)
 
 
 def _engine(how: str, flag: str | None = None, words: Callable[[Any], list[str]] | None = None):
@@ -134,9 +137,11 @@ TABLE: dict[str, FlagRule] = {
             "--fp8-recipe",
             "--first-last-layers-bf16",
             "--inference-dynamic-batching-prefix-caching",
-            "--inference-dynamic-batching-prefix-caching-eviction-policy",
         )
     },
+    "--inference-dynamic-batching-prefix-caching-eviction-policy": FlagRule(
+        Use.ENGINE, _SAME, choices=EVICTION_POLICIES
+    ),
     "--inference-dynamic-batching-max-requests": _engine(
         "the engine's --inference-max-requests (requests in one step)", "--inference-max-requests"
     ),
@@ -230,6 +235,7 @@ TABLE: dict[str, FlagRule] = {
         "DRIVER zmq: the coordinator's routing (generate --zmq): load_balanced (the default, "
         "fewest in flight), longest_prefix or first_prefix_block (prefix-aware)",
         blocker=_routing_blocker,
+        choices=("load_balanced", *PREFIX_POLICIES),
     ),
     "--inference-dynamic-batching-prefix-caching-routing-alpha": FlagRule(
         Use.HARNESS, "DRIVER zmq: the prefix-aware routing's weight of prefix match vs load"
@@ -269,6 +275,12 @@ def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> 
     blockers: list[str] = []
     for flag, value in model_args.items():
         rule = rule_for(source, flag)
+        if rule.choices and value not in rule.choices:
+            (nearest,) = difflib.get_close_matches(str(value), rule.choices, n=1, cutoff=0.0)
+            raise CaseError(
+                f"{source}: MODEL_ARGS.{flag}: {value!r} is not one of {list(rule.choices)}; "
+                f"did you mean {nearest!r}?"
+            )
         feature = rule.blocker(value, shape) if rule.blocker else None
         if feature and not any(b.startswith(f"needs {feature} (") for b in blockers):
             blockers.append(f"needs {feature} ({flag}: {value})")

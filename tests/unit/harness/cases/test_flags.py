@@ -186,3 +186,24 @@ def test_a_megatron_folder_asks_for_the_prompt_top_n_as_upstream_does(tmp_path):
     assert folder.flags.engine_args["--return-prompt-top-n-logprobs"] is True
     ours = _case(tmp_path, "  --top-n-logprobs: 5\n")
     assert "--return-prompt-top-n-logprobs" not in ours.flags.engine_args
+
+
+def test_a_policy_typo_fails_at_load_naming_the_nearest_policy(tmp_path):
+    eviction = "--inference-dynamic-batching-prefix-caching-eviction-policy"
+    with pytest.raises(
+        CaseError,
+        match=r"c.yaml: MODEL_ARGS.--inference-dynamic-batching-prefix-caching-eviction-policy: "
+        r"'lur' is not one of \['ref_zero', 'lru'\]; did you mean 'lru'\?",
+    ):
+        _case(tmp_path, f"  {eviction}: lur\n")
+    routing = "--inference-dynamic-batching-prefix-caching-coordinator-policy"
+    with pytest.raises(CaseError, match=r"'longest' is not one of .*did you mean 'longest_prefix'"):
+        _case(tmp_path, f"  {routing}: longest\n", name="z_zmq", driver="zmq")
+
+
+def test_the_engine_refuses_an_unknown_policy_by_its_flag():
+    with pytest.raises(SystemExit) as exit_:
+        generate_parser().parse_args(
+            ["--prompts", "a", "--inference-dynamic-batching-prefix-caching-eviction-policy", "x"]
+        )
+    assert exit_.value.code == 2
