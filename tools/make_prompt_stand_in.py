@@ -2,7 +2,8 @@
 ``${DATA_PATH}/text/sharegpt-vicuna/filtered/processed.jsonl`` (not shipped: its licence and
 size). 256 synthetic, seeded, chat-style requests of varied length, one JSON object a line::
 
-    python tools/make_prompt_stand_in.py > src/logitsmatch/harness/cases/data/sharegpt_stand_in.jsonl
+    python tools/make_prompt_stand_in.py \
+        > src/logitsmatch/harness/cases/data/sharegpt_stand_in.jsonl
 """
 
 from __future__ import annotations
@@ -21,10 +22,22 @@ TASKS = [
     "Write a Python function related to {topic} and explain it",
 ]
 TOPICS = [
-    "the water cycle", "binary search", "compound interest", "the French revolution",
-    "photosynthesis", "TCP congestion control", "the history of the bicycle", "vaccines",
-    "sorting algorithms", "the Roman empire", "black holes", "supply and demand",
-    "garbage collection", "plate tectonics", "the printing press", "neural networks",
+    "the water cycle",
+    "binary search",
+    "compound interest",
+    "the French revolution",
+    "photosynthesis",
+    "TCP congestion control",
+    "the history of the bicycle",
+    "vaccines",
+    "sorting algorithms",
+    "the Roman empire",
+    "black holes",
+    "supply and demand",
+    "garbage collection",
+    "plate tectonics",
+    "the printing press",
+    "neural networks",
 ]
 DETAILS = [
     "Keep it under two hundred words.",
