@@ -5,6 +5,7 @@ broadcast results); each DP replica keeps its own."""
 
 import pytest
 from conftest import assert_same, generate
+from test_layouts import TINY_LAYOUTS
 
 SYSTEM = (
     "You are a careful assistant. Answer in one short sentence, name your sources, and say "
@@ -13,16 +14,9 @@ SYSTEM = (
 PROMPTS = [SYSTEM + q for q in ("What is 2 + 2?", "Why is the sky blue?", "What is 2 + 2?")]
 CACHING = ["--batch-invariant", "--prefix-caching"]
 LAYOUTS = {
-    "tp2": ["--tensor-model-parallel-size", "2"],
+    "tp2": TINY_LAYOUTS["tp2"],
     "pp2-lru": ["--pipeline-model-parallel-size", "2", "--prefix-caching-eviction-policy", "lru"],
-    "tp2pp2dp2": [
-        "--tensor-model-parallel-size",
-        "2",
-        "--pipeline-model-parallel-size",
-        "2",
-        "--data-parallel-size",
-        "2",
-    ],
+    "tp2pp2dp2": TINY_LAYOUTS["tp2pp2dp2"],
 }
 
 
