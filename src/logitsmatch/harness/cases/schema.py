@@ -65,6 +65,7 @@ the platform table (``logitsmatch.harness.cases.platforms``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -161,6 +162,14 @@ class Case:
                 raise CaseError(f"{self.source}: {name} must be >= 1, got {getattr(self, name)}")
         if not self.platforms:
             raise CaseError(f"{self.source}: platforms: expected at least one platform")
+
+    def with_deadline(self, seconds: float | None) -> Case:
+        """This case with its whole-run deadline replaced (``None``: unchanged)."""
+        if seconds is None:
+            return self
+        if not seconds > 0 or seconds == float("inf"):
+            raise CaseError(f"--deadline-s: expected a positive number of seconds, got {seconds}")
+        return dataclasses.replace(self, deadline_s=float(seconds))
 
     @property
     def nproc(self) -> int:

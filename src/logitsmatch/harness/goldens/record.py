@@ -17,7 +17,13 @@ from pathlib import Path
 from logitsmatch.harness.cases import DEFAULT_CASES_DIR, CaseError, CaseTarget, Expected, find_case
 from logitsmatch.harness.goldens.io import GoldenError, load_output, write_golden
 from logitsmatch.harness.goldens.provenance import collect_provenance
-from logitsmatch.harness.run import EngineSession, Machine, detect_machine, skip_reason
+from logitsmatch.harness.run import (
+    EngineSession,
+    Machine,
+    add_deadline_flag,
+    detect_machine,
+    skip_reason,
+)
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, target_parent
 
 
@@ -30,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", default="auto", help="default auto: this machine's platform")
     p.add_argument("--cases-dir", type=Path, default=DEFAULT_CASES_DIR)
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="default: runs/")
+    add_deadline_flag(p)
     return p
 
 
@@ -37,7 +44,7 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
     """Run the command; 0 when the golden was written, 1 when refused, 2 for bad input."""
     args = parser().parse_args(argv)
     try:
-        case = find_case(args.case, args.cases_dir)
+        case = find_case(args.case, args.cases_dir).with_deadline(args.deadline_s)
     except CaseError as exc:
         return _fail(str(exc), 2)
     machine = machine or detect_machine()

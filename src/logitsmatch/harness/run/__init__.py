@@ -3,8 +3,15 @@ case in a run folder of its own within the case's deadline, and run + judge of o
 (``run_target``). The ``check`` command is ``run.check``."""
 
 from logitsmatch.harness.run.machine import Machine, detect_machine
-from logitsmatch.harness.run.session import EngineSession
+from logitsmatch.harness.run.session import EngineSession, add_deadline_flag
 from logitsmatch.harness.run.skips import skip_reason
 from logitsmatch.harness.run.target import run_target
 
-__all__ = ["EngineSession", "Machine", "detect_machine", "run_target", "skip_reason"]
+__all__ = [
+    "EngineSession",
+    "Machine",
+    "add_deadline_flag",
+    "detect_machine",
+    "run_target",
+    "skip_reason",
+]

@@ -36,6 +36,7 @@ from logitsmatch.harness.reports import TargetOutcome, write_reports
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
 from logitsmatch.harness.run.machine import Machine, detect_machine
+from logitsmatch.harness.run.session import add_deadline_flag
 from logitsmatch.harness.run.skips import unlisted_outcome
 from logitsmatch.harness.run.target import run_target
 
@@ -56,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases-dir", type=Path, default=DEFAULT_CASES_DIR)
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="default: runs/")
     p.add_argument("--report-dir", type=Path, help="where the combined reports go")
+    add_deadline_flag(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -76,6 +78,7 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
         print(f"logitsmatch check: error: {exc}", file=sys.stderr)
         return 2
     cases, invalid = _load(specs, args.cases_dir)
+    cases = [c.with_deadline(args.deadline_s) for c in cases]
     for message in invalid:
         print(f"logitsmatch check: error: {message}", file=sys.stderr)
     machine = machine or detect_machine()

@@ -8,6 +8,7 @@ prompts, output JSON, engine log and rank logs; ``run.log`` in the run folder sa
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -29,6 +30,28 @@ from logitsmatch.harness.cases.flags import (
 from logitsmatch.harness.cases.platforms import TABLE, platform_info
 from logitsmatch.harness.run.command import EngineRun, run_engine
 from logitsmatch.harness.run.folders import new_run_folder
+
+
+def add_deadline_flag(parser: argparse.ArgumentParser) -> None:
+    """``--deadline-s S``: replace every case's whole-run deadline (DEADLINE_S, default 900)."""
+    parser.add_argument(
+        "--deadline-s",
+        type=_seconds,
+        metavar="S",
+        help="kill the run after S seconds instead of the case's DEADLINE_S (for a slow "
+        "machine or a long case; a Megatron folder cannot say it)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
 
 # Time the builtin engine gets past its own --deadline-s to kill its ranks and name the failure.
 BUILTIN_GRACE_S = 30.0

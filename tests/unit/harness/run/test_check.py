@@ -112,3 +112,18 @@ def test_dry_run_validates_and_plans_every_target_and_runs_nothing(project, caps
     assert "bad@cpu: invalid:" in out and "bad.json" in out
     assert "vars@cpu: invalid:" in out and "MODEL_ARGS.--prompt-file" in out
     assert "${NO_SUCH_DIR}" in out and "good@cpu: run:" in out
+
+
+def test_deadline_flag_replaces_the_case_deadline(project, capsys):
+    sleeper = shlex.join([sys.executable, "-c", "import time; time.sleep(60)"]) + " {output_path}"
+    (project / "cases" / "slow.yaml").write_text(
+        f"ENGINE: {json.dumps(sleeper)}\nDRIVER: in-process\nPROMPTS: [hello]\n"
+        "PLATFORMS:\n  cpu: {expected: pass}\n"
+    )
+    (project / "golden" / "cpu" / "slow.json").write_text(json.dumps(GOLDEN))
+    assert check_main(["slow", "--deadline-s", "1"], machine=CPU) == 1
+    assert "passed the case's 1 s deadline" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        check_main(["slow", "--deadline-s", "0"], machine=CPU)
+    assert bad.value.code == 2
+    assert "--deadline-s: expected a positive number of seconds, got 0" in capsys.readouterr().err
