@@ -131,6 +131,12 @@ class LLMEngine:
         """Prompt tokens read from the prefix cache instead of prefilled, since the last reset()."""
         return self.scheduler.cached_tokens
 
+    def drain_forgotten_prefix_keys(self) -> list[bytes]:
+        """The prefix-cache block keys this engine forgot since the last call (none without
+        prefix caching): what a served replica reports to the coordinator's prefix routing."""
+        cache = self.allocator.prefix_cache
+        return cache.drain_forgotten() if cache is not None else []
+
     def reset(self) -> None:
         """Start a new trial, as Megatron's engine.reset() does: zero ``steps`` and
         ``lifetime_prefill_token_count`` and empty the prefix cache, so that each trial computes

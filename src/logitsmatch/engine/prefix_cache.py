@@ -11,18 +11,26 @@ policy``): ``ref_zero`` forgets a block the moment no request holds it (blocks a
 between requests alive at the same time); ``lru`` keeps it cached until a block is needed and
 then evicts the least recently released one. A request releases its blocks last to first, so a
 chain is evicted from its end and a cached block's parent is never evicted before it.
+
+Every key the cache forgets (evicted, released under ``ref_zero``, or cleared) is kept, up to
+``MAX_FORGOTTEN``, until ``drain_forgotten`` takes it: a served replica reports them so that the
+coordinator's prefix routing stops counting on blocks the replica no longer holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 Eviction = Literal["ref_zero", "lru"]
 EVICTION_POLICIES: tuple[Eviction, ...] = ("ref_zero", "lru")
+# why a bound: an engine nobody drains (in-process runs) must not grow; a lost report only
+# costs the coordinator a routing guess.
+MAX_FORGOTTEN = 1 << 16
 
 
 def chain_keys(tokens: Sequence[int], block_size: int) -> list[bytes]:
@@ -72,6 +80,7 @@ class PrefixCache:
         # lru: block -> when it was released; the smallest is evicted first.
         self._idle: dict[int, int] = {}
         self._clock = 0
+        self._forgotten: deque[bytes] = deque(maxlen=MAX_FORGOTTEN)
 
     @property
     def num_idle(self) -> int:
@@ -154,11 +163,19 @@ class PrefixCache:
     def clear(self) -> list[int]:
         """Forget everything; returns the idle blocks (now free). Held blocks stay held."""
         idle = sorted(self._idle)
+        self._forgotten.extend(self._entries)
         self._entries.clear()
         self._key_of.clear()
         self._idle.clear()
         return idle
 
+    def drain_forgotten(self) -> list[bytes]:
+        """The keys forgotten since the last call (oldest first), at most MAX_FORGOTTEN."""
+        keys = list(self._forgotten)
+        self._forgotten.clear()
+        return keys
+
     def _forget(self, key: bytes) -> None:
         entry = self._entries.pop(key)
         del self._key_of[entry.block]
+        self._forgotten.append(key)

@@ -35,6 +35,7 @@ from logitsmatch.serving.protocol import (
     Connect,
     Control,
     Error,
+    Forgotten,
     Heartbeat,
     Message,
     Partial,
@@ -259,6 +260,8 @@ class Coordinator:
                     route.client,
                     Error(msg.code, f"replica {replica.name!r}: {msg.message}", route.request_id),
                 )
+        elif isinstance(msg, Forgotten):
+            self.registry.forget_prefix(identity, msg.keys)
         elif isinstance(msg, Bye):
             self._drop_engine(identity, "left")
         elif not isinstance(msg, Heartbeat):

@@ -10,10 +10,12 @@ that against load::
 with ties broken by the most recent assignment, then by the lowest index. ``load_balanced``
 (the default) is plain least-outstanding routing (``routing.py``).
 
-What a replica holds is learnt from the coordinator's own assignments: a request's blocks are
-cached on the replica it went to once that replica prefills it. Why not from the replicas'
-reports: a burst of requests with one prefix is routed before any replica has prefilled
-anything, so reports would come too late to keep the burst together. Plain Python, no torch.
+What a replica holds is learnt from two sources. The coordinator's own assignments: a request's
+blocks are cached on the replica it went to once that replica prefills it (why not only from
+the replicas: a burst of requests with one prefix is routed before any replica has prefilled
+anything, so their reports would come too late to keep the burst together). And the replicas'
+reports of the keys they forgot (evicted, or released under ``ref_zero``): those are dropped,
+so a replica is not sent requests for blocks it no longer has (``forget``). Plain Python.
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ class PrefixAffinity:
                     [holders.get(load.name, 0) for load in loads],
                 )
         return none
+
+    def forget(self, name: str, keys: Sequence[bytes]) -> None:
+        """Replica ``name`` no longer holds ``keys``."""
+        for key in keys:
+            holders = self._holders.get(key)
+            if holders is not None and holders.pop(name, None) is not None and not holders:
+                del self._holders[key]
+
+    def holds(self, name: str, key: bytes) -> bool:
+        """Whether routing counts on replica ``name`` holding ``key``."""
+        return name in self._holders.get(key, {})
 
     def _remember(self, name: str, keys: Sequence[bytes]) -> None:
         self._clock += 1

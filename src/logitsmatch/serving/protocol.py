@@ -6,7 +6,8 @@ speak in ``connect``; the coordinator refuses any other. ``decode`` validates ev
 can reach the engine unchecked.
 
 Directions: clients send connect, submit, abort, pause, unpause, stop, shutdown, status,
-heartbeat, bye; engines send connect, reply, partial, error, heartbeat, bye; the coordinator
+heartbeat, bye; engines send connect, reply, partial, error, forgotten, heartbeat, bye; the
+coordinator
 sends ack, submit/abort/control to engines, reply/partial/error/status to clients, heartbeat,
 and bye to clients when it shuts down.
 """
@@ -29,6 +30,8 @@ from logitsmatch.serving.wire_sampling import sampling_from_wire, sampling_to_wi
 PROTOCOL_VERSION = 1
 ROLES = ("client", "engine")
 CONTROL_KINDS = ("pause", "unpause", "stop", "shutdown")
+MAX_FORGOTTEN_KEYS = 4096  # per frame: 4096 x 32-byte keys is 131 KB
+KEY_BYTES = 32  # a prefix-cache block key: a sha256 digest (engine/prefix_cache.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,14 @@ class Partial:
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """From an engine: prefix-cache block keys its replica no longer holds."""
+
+    KIND: ClassVar[str] = "forgotten"
+    keys: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class Abort:
     KIND: ClassVar[str] = "abort"
     request_id: str
@@ -128,7 +139,18 @@ class Bye:
 
 
 Message = (
-    Connect | Ack | Submit | Reply | Partial | Abort | Error | Control | Heartbeat | Status | Bye
+    Connect
+    | Ack
+    | Submit
+    | Reply
+    | Partial
+    | Forgotten
+    | Abort
+    | Error
+    | Control
+    | Heartbeat
+    | Status
+    | Bye
 )
 
 
@@ -150,6 +172,8 @@ def encode(msg: Message) -> bytes:
             tokens=list(msg.tokens),
             replica=msg.replica,
         )
+    elif isinstance(msg, Forgotten):
+        body.update(keys=list(msg.keys))
     elif isinstance(msg, Status):
         if msg.replicas is not None:
             body.update(replicas=[list(r) for r in msg.replicas], paused=msg.paused)
@@ -242,6 +266,17 @@ def _partial(b: Body, lim: Limits) -> Partial:
     )
 
 
+def _forgotten(b: Body, lim: Limits) -> Forgotten:
+    b.only({"keys"})
+    keys = b.get("keys")
+    if not isinstance(keys, list) or not 0 < len(keys) <= MAX_FORGOTTEN_KEYS:
+        raise b.fail("keys", keys, f"expected a list of 1 to {MAX_FORGOTTEN_KEYS} block keys")
+    for i, key in enumerate(keys):
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            raise b.fail(f"keys[{i}]", key, f"expected {KEY_BYTES} bytes (a block key)")
+    return Forgotten(tuple(keys))
+
+
 def _abort(b: Body, lim: Limits) -> Abort:
     b.only({"request_id"})
     return Abort(b.string("request_id", lim.max_id_chars, nonempty=True))
@@ -300,6 +335,7 @@ _PARSERS: dict[str, Callable[[Body, Limits], Message]] = {
     "submit": _submit,
     "reply": _reply,
     "partial": _partial,
+    "forgotten": _forgotten,
     "abort": _abort,
     "error": _error,
     "heartbeat": _heartbeat,

@@ -43,6 +43,7 @@ class Route:
     request_id: str  # the client's id
     replica: bytes
     engine_id: str
+    keys: tuple[bytes, ...] = ()  # the prompt's block keys (prefix routing only)
 
 
 class Registry:
@@ -94,11 +95,22 @@ class Registry:
                 f"routing policy returned {index!r}, expected an index in [0, {len(replicas)})",
             )
         replica = replicas[index]
-        route = Route(client, request_id, replica.identity, str(next(self._ids)))
+        kept = tuple(keys) if self.prefix else ()
+        route = Route(client, request_id, replica.identity, str(next(self._ids)), kept)
         self.routes[route.engine_id] = route
         peer.requests[request_id] = route.engine_id
         replica.requests.add(route.engine_id)
         return route
+
+    def forget_prefix(self, identity: bytes, keys: Sequence[bytes]) -> None:
+        """The replica reports it no longer holds ``keys``; prefix routing stops counting on
+        them there, except for the keys of requests still in flight to it (those it will
+        prefill, and so hold, again: the report may predate them)."""
+        replica = self.engines.get(identity)
+        if self.prefix is None or replica is None:
+            return
+        pending = {k for e in replica.requests if (r := self.routes.get(e)) for k in r.keys}
+        self.prefix.forget(replica.name, [k for k in keys if k not in pending])
 
     def find(self, client: bytes, request_id: str) -> Route | None:
         peer = self.clients.get(client)

@@ -2,7 +2,8 @@
 
 The replica's entry rank (``ctx.replica_ranks[0]``, or the only rank) owns the ZMQ DEALER
 socket: it registers with the coordinator, receives submits, aborts and control messages,
-sends heartbeats, and sends back finished records (and partial replies for streamed requests).
+sends heartbeats, and sends back finished records (and partial replies for streamed requests)
+and the prefix-cache keys the engine forgot (for the coordinator's prefix routing).
 
 Multi-rank replicas (TP x PP > 1): we distribute with torch.distributed, not ZMQ. Every loop
 iteration the entry rank broadcasts that iteration's events over ``ctx.replica_group``
@@ -114,6 +115,8 @@ def run_worker(
                         link.send_record(record)
                     for rid, offset, tokens in state.partials():
                         link.send_partial(rid, offset, tokens)
+                    if forgotten := state.forgotten_keys():
+                        link.send_forgotten(forgotten)
     finally:
         if link is not None:
             link.close(bye=said_bye)

@@ -17,6 +17,7 @@ from logitsmatch.record import RequestRecord
 from logitsmatch.serving.errors import CoordinatorLost, ProtocolError
 from logitsmatch.serving.limits import Limits
 from logitsmatch.serving.protocol import (
+    MAX_FORGOTTEN_KEYS,
     PROTOCOL_VERSION,
     Abort,
     Ack,
@@ -24,6 +25,7 @@ from logitsmatch.serving.protocol import (
     Connect,
     Control,
     Error,
+    Forgotten,
     Heartbeat,
     Message,
     Partial,
@@ -134,6 +136,11 @@ class CoordinatorLink:
 
     def send_partial(self, request_id: str, offset: int, tokens: list[int]) -> None:
         self._send(Partial(request_id, offset, tuple(tokens), self.replica))
+
+    def send_forgotten(self, keys: list[bytes]) -> None:
+        """Report forgotten prefix-cache keys, in frames of at most MAX_FORGOTTEN_KEYS."""
+        for start in range(0, len(keys), MAX_FORGOTTEN_KEYS):
+            self._send(Forgotten(tuple(keys[start : start + MAX_FORGOTTEN_KEYS])))
 
     def close(self, bye: bool) -> None:
         if self.sock.closed:

@@ -66,6 +66,12 @@ class ReplicaState:
             self.streams.pop(record.request_id, None)
         return records
 
+    def forgotten_keys(self) -> list[bytes]:
+        """Prefix-cache keys the engine forgot since the last call ([] for an engine without
+        a prefix cache)."""
+        drain = getattr(self.engine, "drain_forgotten_prefix_keys", None)
+        return drain() if callable(drain) else []
+
     def partials(self) -> list[tuple[str, int, list[int]]]:
         """(id, offset, new tokens) for each streamed request that produced tokens."""
         out = []

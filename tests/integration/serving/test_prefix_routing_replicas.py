@@ -11,6 +11,7 @@ is a seeded shuffle, so both policies' counts are known in advance.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -98,3 +99,42 @@ def test_round_robin_prefills_each_prompt_once_per_replica(threads, lengths):
     out, _ = serve(threads, policy="round_robin")
     replica_of = [k % REPLICAS for k in range(len(ORDER))]
     assert out["lifetime_prefill_token_count"] == expected_prefill(replica_of, lengths)
+
+
+def _holders(affinity: PrefixAffinity, keys: list[bytes]) -> set[str]:
+    return {f"r{r}" for r in range(2) for k in keys if affinity.holds(f"r{r}", k)}
+
+
+@pytest.mark.parametrize("eviction", ["ref_zero", "lru"])
+def test_the_coordinator_forgets_what_a_replica_reports_it_dropped(threads, eviction):
+    """Under ref_zero a finished request's blocks leave the replica's cache at once: the
+    replica reports their keys and the coordinator stops routing on them. Under lru they stay
+    cached, so the coordinator keeps them."""
+    options = EngineOptions(
+        model="tiny",
+        device="cpu",
+        scheduler=SchedulerConfig(prefix_caching=True, prefix_eviction=eviction),
+    )
+    engines = [build_engine(options) for _ in range(2)]
+    tokenizer = engines[0].tokenizer
+    keys = chain_keys(tokenizer.encode(PROMPTS[0]), BLOCK)
+    affinity = PrefixAffinity("longest_prefix", max_requests=32)
+    coordinator = threads.coordinator(
+        policy="round_robin",
+        prefix=affinity,
+        prompt_keys=lambda p: chain_keys(tokenizer.encode(p), BLOCK),
+    )
+    for r, engine in enumerate(engines):
+        threads.worker(coordinator.address, f"r{r}", engine)
+    params = SamplingParams(num_tokens_to_generate=2, termination_id=-1)
+    run_driver(coordinator.address, [PROMPTS[0]], params, 1, deadline_s=60, min_replicas=2)
+    deadline = time.monotonic() + 10
+    while eviction == "ref_zero" and _holders(affinity, keys) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if eviction == "ref_zero":
+        assert _holders(affinity, keys) == set()
+    else:
+        time.sleep(0.5)  # a report, had one been sent, would have arrived by now
+        assert _holders(affinity, keys) == {"r0"}
+        assert engines[0].allocator.prefix_cache is not None
+        assert engines[0].allocator.prefix_cache.match(keys) != []

@@ -99,6 +99,28 @@ def test_clear_frees_idle_blocks_and_keeps_held_ones():
     alloc.check_invariants()
 
 
+def test_every_forgotten_key_is_reported_once_in_order():
+    ref_zero = BlockAllocator(4, 2, "ref_zero")
+    _cached(ref_zero, "a", [1, 2, 3, 4])
+    assert ref_zero.prefix_cache is not None
+    assert ref_zero.prefix_cache.drain_forgotten() == []  # held: nothing forgotten yet
+    ref_zero.free("a")  # released last block first
+    keys = chain_keys([1, 2, 3, 4], 2)
+    assert ref_zero.prefix_cache.drain_forgotten() == keys[::-1]
+    assert ref_zero.prefix_cache.drain_forgotten() == []
+
+    lru = BlockAllocator(2, 2, "lru")
+    cache = lru.prefix_cache
+    assert cache is not None
+    _cached(lru, "a", [1, 2, 3, 4])
+    lru.free("a")
+    assert cache.drain_forgotten() == []  # idle, still cached
+    lru.allocate("b", 2)  # evicts the deepest block
+    assert cache.drain_forgotten() == keys[1:]
+    lru.clear_prefix_cache()
+    assert cache.drain_forgotten() == keys[:1]
+
+
 # ---- property test: random admissions and finishes over shared prompts ---------------------
 
 PROMPTS = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 9, 9], [1, 2, 7], [8, 8, 8, 8]]

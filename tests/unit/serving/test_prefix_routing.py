@@ -55,6 +55,35 @@ def test_the_table_is_bounded():
     assert len(route._holders) == 4 and A[0] not in route._holders
 
 
+def test_a_replica_that_reports_a_block_forgotten_no_longer_draws_its_prompts():
+    route = PrefixAffinity("longest_prefix", max_requests=4)
+    loads = [ReplicaLoad("r0", 1), ReplicaLoad("r1", 0)]
+    route(idle(2), A)
+    assert route.holds("r0", A[2])
+    route.forget("r0", A[1:])  # it evicted A's last two blocks
+    assert route.holds("r0", A[0]) and not route.holds("r0", A[2])
+    route.forget("r0", A[:1])
+    assert not route.holds("r0", A[0])
+    assert route(loads, A) == 1  # nothing cached anywhere now: the most free replica
+
+
+def test_the_registry_keeps_keys_a_request_in_flight_will_prefill_again():
+    reg = Registry(RoundRobin(), PrefixAffinity("longest_prefix", max_requests=4))
+    reg.add_engine(b"r0", "r0", 0.0)
+    reg.add_client(b"c", "client")
+    done = reg.assign(b"c", "1", A)
+    reg.complete(done.engine_id)
+    pending = reg.assign(b"c", "2", A[:2])  # in flight, needs A's first two blocks
+    assert pending.keys == tuple(A[:2])
+    reg.forget_prefix(b"r0", A)  # a report that predates request 2
+    assert reg.prefix is not None
+    assert [reg.prefix.holds("r0", k) for k in A] == [True, True, False]
+    reg.complete(pending.engine_id)
+    reg.forget_prefix(b"r0", A)
+    assert not any(reg.prefix.holds("r0", k) for k in A)
+    reg.forget_prefix(b"gone", A)  # an unknown replica: nothing to do
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
