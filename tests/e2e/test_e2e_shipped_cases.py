@@ -13,7 +13,6 @@ from logitsmatch.engine import build_engine, generate
 from logitsmatch.engine.generate_args import engine_options
 from logitsmatch.engine.loader import resolve
 from logitsmatch.harness.cases import load_all
-from logitsmatch.harness.cases.flags import engine_args
 from logitsmatch.harness.cases.schema import model_args_argv
 from logitsmatch.harness.goldens import load_output
 
@@ -27,7 +26,7 @@ def _feature(suffix: str):
 
 
 def _run_with_tiny(case):
-    argv = model_args_argv({**engine_args(case), "--model": "tiny", "--termination-id": -1})
+    argv = model_args_argv({**case.engine_args, "--model": "tiny", "--termination-id": -1})
     args = generate.parser().parse_args([*argv, "--prompts", *case.prompts, "--output-path", "x"])
     engine = build_engine(engine_options(args))
     records, _ = generate.run_requests(engine, args, list(case.prompts))

@@ -30,11 +30,9 @@ from logitsmatch.engine.arrivals import Arrivals
 from logitsmatch.engine.build import build_engine, resolve_model
 from logitsmatch.engine.engine import LLMEngine
 from logitsmatch.engine.generate_args import (
-    add_model_flags,
-    add_request_flags,
-    add_run_flags,
     arrivals_of,
     engine_options,
+    generate_parser,
     is_written,
     read_prompts,
     sampling_for,
@@ -43,21 +41,6 @@ from logitsmatch.engine.repeats import first_difference
 from logitsmatch.engine.request import RequestError
 from logitsmatch.engine.tokenizer import Tokenizer
 from logitsmatch.record import OutputJSON, RequestRecord, output_json, write_output
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="logitsmatch generate", description=__doc__)
-    add_model_flags(p)
-    add_request_flags(p)
-    add_run_flags(p)
-    p.add_argument(
-        "--deadline-s",
-        type=float,
-        default=600.0,
-        help="whole-run deadline when launching several ranks",
-    )
-    p.add_argument("--run-dir", default=None, help="where rank logs go (multi-rank runs)")
-    return p
 
 
 def run_requests(
@@ -231,7 +214,7 @@ def output_doc(parts: list[Trials], args: argparse.Namespace, count: int) -> Out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = generate_parser(__doc__).parse_args(argv)
     options = engine_options(args)
     layout = options.layout
     prompts = read_prompts(args)

@@ -21,6 +21,23 @@ from logitsmatch.engine.prefix_cache import EVICTION_POLICIES
 from logitsmatch.engine.request import SamplingParams
 
 
+def generate_parser(description: str | None = None) -> argparse.ArgumentParser:
+    """``logitsmatch generate``'s flags (without torch: the harness checks a case's flags with
+    it before any engine starts)."""
+    p = argparse.ArgumentParser(prog="logitsmatch generate", description=description)
+    add_model_flags(p)
+    add_request_flags(p)
+    add_run_flags(p)
+    p.add_argument(
+        "--deadline-s",
+        type=float,
+        default=600.0,
+        help="whole-run deadline when launching several ranks",
+    )
+    p.add_argument("--run-dir", default=None, help="where rank logs go (multi-rank runs)")
+    return p
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and parallelism")
     g.add_argument(

@@ -18,10 +18,10 @@ import threading
 import time
 
 from logitsmatch.engine import resolve_model
-from logitsmatch.engine.generate import parser as generate_parser
 from logitsmatch.engine.generate_args import (
     arrivals_of,
     engine_options,
+    generate_parser,
     read_prompts,
     sampling_for,
 )

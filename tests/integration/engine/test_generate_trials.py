@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from logitsmatch.engine.generate import parser
+from logitsmatch.engine.generate_args import generate_parser as parser
 from logitsmatch.engine.loader import resolve
 from logitsmatch.record import REQUEST_FIELDS
 

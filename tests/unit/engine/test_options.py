@@ -1,8 +1,8 @@
 import pytest
 
 from logitsmatch.engine import EngineOptions, Layout
-from logitsmatch.engine.generate import parser
 from logitsmatch.engine.generate_args import engine_options
+from logitsmatch.engine.generate_args import generate_parser as parser
 
 
 @pytest.mark.parametrize(

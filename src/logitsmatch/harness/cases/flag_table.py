@@ -248,6 +248,7 @@ class FlagReport:
     """A case's MODEL_ARGS sorted by the table: what reaches the engine, and what does not."""
 
     engine_args: dict[str, Any] = field(default_factory=dict)  # engine flag -> value
+    origin: dict[str, str] = field(default_factory=dict)  # engine flag -> its MODEL_ARGS flag
     unused: tuple[tuple[str, Use, str], ...] = ()  # (flag, use, why): gpu-only, not-applicable
     blockers: tuple[str, ...] = ()  # "needs FEATURE (--flag: value)", one per missing feature
 
@@ -271,6 +272,7 @@ def rule_for(source: Path, flag: str) -> FlagRule:
 def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> FlagReport:
     """Check every flag against the table and sort them (raises CaseError for an unknown one)."""
     engine: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     unused: list[tuple[str, Use, str]] = []
     blockers: list[str] = []
     for flag, value in model_args.items():
@@ -287,9 +289,11 @@ def sort_flags(source: Path, model_args: Mapping[str, Any], shape: RunShape) -> 
         if rule.use is Use.ENGINE and rule.engine_flag != "":
             name = rule.engine_flag or flag
             engine[name] = rule.words(value) if rule.words else value
+            origin[name] = flag
             if shape.megatron and flag == "--top-n-logprobs" and value:
                 # why: upstream returns the prompt's top-n too whenever --top-n-logprobs > 0.
                 engine["--return-prompt-top-n-logprobs"] = True
+                origin["--return-prompt-top-n-logprobs"] = flag
         elif rule.use in (Use.GPU_ONLY, Use.NOT_APPLICABLE):
             unused.append((flag, rule.use, rule.how))
-    return FlagReport(engine, tuple(unused), tuple(blockers))
+    return FlagReport(engine, origin, tuple(unused), tuple(blockers))

@@ -28,16 +28,6 @@ COORDINATOR_FLAGS = (
 _DTYPE_FLAGS = ("--dtype", "--bf16")
 
 
-def engine_args(case: Case) -> dict[str, Any]:
-    """The MODEL_ARGS the builtin engine gets: the model binding's, then the flag table's,
-    and the case's DP size when MODEL_ARGS do not name it (a Megatron folder's comes from its
-    name, ``..._dp8_...``; NPROC's from the world size)."""
-    args = {**case.binding.engine_args, **case.flags.engine_args}
-    if case.data_parallel != 1:
-        args.setdefault("--data-parallel-size", case.data_parallel)
-    return args
-
-
 def expand_vars(
     case: Case, model_args: Mapping[str, Any], environ: Mapping[str, str]
 ) -> dict[str, Any]:

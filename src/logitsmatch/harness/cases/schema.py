@@ -76,6 +76,7 @@ from typing import Any
 
 from logitsmatch.harness.cases import fields as f
 from logitsmatch.harness.cases.binding import ModelBinding, bind_model
+from logitsmatch.harness.cases.engine_check import check_engine_args, without_vars
 from logitsmatch.harness.cases.fields import CaseError, Driver, Expected, PromptFile
 from logitsmatch.harness.cases.flag_table import FlagReport, RunShape, sort_flags
 from logitsmatch.harness.cases.platforms import PLATFORMS
@@ -170,6 +171,16 @@ class Case:
         if not seconds > 0 or seconds == float("inf"):
             raise CaseError(f"--deadline-s: expected a positive number of seconds, got {seconds}")
         return dataclasses.replace(self, deadline_s=float(seconds))
+
+    @property
+    def engine_args(self) -> dict[str, Any]:
+        """The MODEL_ARGS the builtin engine gets: the model binding's, then the flag table's,
+        and the case's DP size when MODEL_ARGS do not name it (a Megatron folder's comes from
+        its name, ``..._dp8_...``; NPROC's from the world size)."""
+        args = {**self.binding.engine_args, **self.flags.engine_args}
+        if self.data_parallel != 1:
+            args.setdefault("--data-parallel-size", self.data_parallel)
+        return args
 
     @property
     def nproc(self) -> int:
@@ -403,7 +414,7 @@ def _build(
         platforms = _megatron_platforms(name, goldens, golden_root, blocked)
     else:
         platforms = f.platforms(source, raw.get("PLATFORMS", {}), PLATFORMS)
-    return Case(
+    case = Case(
         name=name,
         source=source,
         prompts=prompts if isinstance(prompts, tuple) else (),
@@ -436,6 +447,10 @@ def _build(
         binding=bind_model(source, args, os.environ) if builtin else ModelBinding(engine),
         blocked=blocked,
     )
+    if builtin and not blocked:
+        args = without_vars(case.engine_args)
+        check_engine_args(source, args, case.flags.origin, model_args_argv(args))
+    return case
 
 
 def _megatron_platforms(

@@ -22,7 +22,6 @@ from logitsmatch.harness.cases import Case, CaseError, CaseTarget
 from logitsmatch.harness.cases.fields import expand
 from logitsmatch.harness.cases.flags import (
     builtin_argv,
-    engine_args,
     expand_vars,
     mode_flags,
     run_environ,
@@ -83,7 +82,7 @@ def resolve_run(
     CaseError naming the field when one cannot be resolved. ``environ``: default this
     process's environment."""
     env = run_environ(case, environ)
-    model_args = expand_vars(case, engine_args(case), env) if case.engine == "builtin" else {}
+    model_args = expand_vars(case, case.engine_args, env) if case.engine == "builtin" else {}
     return env, model_args, case.load_prompts(env)
 
 

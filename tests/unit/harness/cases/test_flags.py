@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from logitsmatch.engine.generate import parser as generate_parser
+from logitsmatch.engine.generate_args import generate_parser
 from logitsmatch.harness.cases import CaseError, load_case
 from logitsmatch.harness.cases.flag_table import TABLE, Use
 from logitsmatch.harness.cases.flags import (
     builtin_argv,
-    engine_args,
     expand_vars,
     mode_flags,
     run_environ,
@@ -69,7 +68,7 @@ def test_an_unknown_flag_names_the_file_the_flag_and_the_nearest(tmp_path):
 
 def test_a_megatron_folder_passes_its_engine_flags_and_names_its_no_ops():
     case = load_case(MEGATRON)
-    args = engine_args(case)
+    args = case.engine_args
     assert args["--pipeline-model-parallel-size"] == 8 and args["--top_k"] == 1
     assert args["--model"] == "gpt-583m" and args["--bf16"] is True
     assert not {"--load", "--use-mcore-models", "--output-path", "--prompts"} & set(args)
@@ -102,17 +101,17 @@ def test_a_missing_feature_blocks_the_case_and_is_named(tmp_path):
     )
     assert routed.blocked == ()
     assert mode_flags(routed)[-2:] == [policy, "longest_prefix"]
-    assert engine_args(routed)["--inference-dynamic-batching-prefix-caching"] is True
+    assert routed.engine_args["--inference-dynamic-batching-prefix-caching"] is True
     # DP comes from the folder's name (upstream's world size) and reaches the engine.
-    assert engine_args(routed)["--data-parallel-size"] == 8
-    assert engine_args(routed)["--kv-cache-tokens"] == ["4096"]
+    assert routed.engine_args["--data-parallel-size"] == 8
+    assert routed.engine_args["--kv-cache-tokens"] == ["4096"]
     # Only the coordinator routes: in-process replicas take the prompts round robin.
     with pytest.raises(CaseError, match=r"needs prefix-aware routing, which the ZMQ coordinator"):
         _case(tmp_path, f"  {policy}: longest_prefix\n", name="routed")
     assert _case(tmp_path, f"  {policy}: load_balanced\n", name="balanced").blocked == ()
     # Arrivals run in the engine's own loop too: they reach it as flags.
     paced = _case(tmp_path, "  --incoming-requests-per-step: 1\n", name="paced")
-    assert paced.blocked == () and engine_args(paced)["--incoming-requests-per-step"] == 1
+    assert paced.blocked == () and paced.engine_args["--incoming-requests-per-step"] == 1
 
 
 def test_zmq_cases_run_through_the_coordinator(tmp_path):
@@ -121,7 +120,7 @@ def test_zmq_cases_run_through_the_coordinator(tmp_path):
     assert mode_flags(_case(tmp_path, "  --incoming-requests-per-step: 8\n")) == []
     argv = builtin_argv(
         PLATFORMS["cpu"],
-        {"--model": "tiny", **engine_args(zmq)},
+        {"--model": "tiny", **zmq.engine_args},
         prompt_file=tmp_path / "p.jsonl",
         output_path=tmp_path / "o.json",
         run_dir=tmp_path,
@@ -139,7 +138,7 @@ def test_builtin_argv_parses_with_generate_and_takes_the_platform(tmp_path):
     )
     argv = builtin_argv(
         PLATFORMS["cpu"],
-        engine_args(case),
+        case.engine_args,
         prompt_file=tmp_path / "p.jsonl",
         output_path=tmp_path / "o.json",
         run_dir=tmp_path,
