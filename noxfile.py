@@ -143,14 +143,12 @@ CORPUS_CI = (
 
 
 def _check(session: nox.Session, cases_dir: Path | None = None, also: tuple[str, ...] = ()) -> None:
-    """``logitsmatch check`` of the cases named in posargs (and ``also``), else ``--all``, on
-    this machine's platform unless posargs name one; ``cases_dir``: another cases folder."""
+    """``logitsmatch check`` of the cases named in posargs (and ``also``), else every case, on
+    this machine's platform unless posargs name one; ``cases_dir``: another cases folder.
+    Posargs go to check as they are: check parses them (``--platform X`` or ``--platform=X``)."""
     posargs = [a for a in session.posargs if a != "--ci"]
-    cases = [a for a in posargs if not a.startswith("-")] + list(also)
-    options = [a for a in posargs if a.startswith("-")]
-    platform = [] if any(a.startswith("--platform") for a in posargs) else ["--platform", "auto"]
     where = ["--cases-dir", str(cases_dir)] if cases_dir else []
-    _logitsmatch(session, "check", *where, *(cases or ["--all"]), *platform, *options)
+    _logitsmatch(session, "check", *where, "--all-if-none", *also, *posargs)
 
 
 @nox.session(venv_backend="none")

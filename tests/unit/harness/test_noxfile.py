@@ -37,3 +37,38 @@ def test_listing_needs_neither_torch_nor_the_engine(tmp_path):
     assert expected and expected <= sessions
     assert {"logitsmatch", "record"} <= sessions
     assert all(s.startswith("logitsmatch") or s == "record" for s in sessions)
+
+
+def _nox(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_platform_option_parses_either_way_and_skipping_everything_fails(tmp_path):
+    for posargs in (["--platform", "dgx_h100"], ["--platform=dgx_h100"]):
+        proc = _nox("-s", "logitsmatch", "--", *posargs, "--runs-root", str(tmp_path), cwd=ROOT)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert "check --all-if-none " + " ".join(posargs) in out
+        targets = sum(1 for _ in (ROOT / "cases").glob("*.yaml"))
+        assert f"no target ran ({targets} skipped" in out
+        assert "Session logitsmatch failed" in out
+
+
+def test_a_platform_typo_fails_before_anything_runs(tmp_path):
+    proc = _nox(
+        "-s", "logitsmatch", "--", "--platform", "cpuu", "--runs-root", str(tmp_path), cwd=ROOT
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out  # nox's own status for a failed session
+    assert "--platform 'cpuu' is not a known platform; did you mean 'cpu'?" in out
+    assert not any(tmp_path.iterdir())

@@ -14,6 +14,7 @@ Stdlib only on purpose: CI runners import this (through ``logitsmatch.ci.repro``
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -138,3 +139,16 @@ TABLE = "PLATFORMS in src/logitsmatch/harness/cases/platforms.py"
 def platform_info(name: str) -> Platform | None:
     """The table row of ``name``, or None for a platform the table does not know."""
     return PLATFORMS.get(name)
+
+
+def known_platform(name: str) -> Platform:
+    """The table row of ``name``; a ValueError naming the nearest known platform otherwise
+    (a typo never means "skip everything")."""
+    row = PLATFORMS.get(name)
+    if row is None:
+        (nearest,) = difflib.get_close_matches(name, list(PLATFORMS), n=1, cutoff=0.0)
+        raise ValueError(
+            f"--platform {name!r} is not a known platform; did you mean {nearest!r}? "
+            f"(known: {', '.join(PLATFORMS)}; the table is {TABLE})"
+        )
+    return row

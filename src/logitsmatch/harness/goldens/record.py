@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from logitsmatch.harness.cases import DEFAULT_CASES_DIR, CaseError, CaseTarget, Expected, find_case
+from logitsmatch.harness.cases.platforms import known_platform
 from logitsmatch.harness.goldens.io import GoldenError, load_output, write_golden
 from logitsmatch.harness.goldens.provenance import collect_provenance
 from logitsmatch.harness.run import (
@@ -49,6 +50,10 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
         return _fail(str(exc), 2)
     machine = machine or detect_machine()
     platform = machine.platform if args.platform == "auto" else args.platform
+    try:
+        known_platform(platform)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
     if platform not in case.platforms:
         return _fail(
             f"{case.source}: PLATFORMS does not list {platform!r} (it lists "

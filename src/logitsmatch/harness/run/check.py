@@ -32,7 +32,8 @@ from logitsmatch.harness.cases import (
     find_case,
 )
 from logitsmatch.harness.cases.schema import name_clashes
-from logitsmatch.harness.reports import TargetOutcome, write_reports
+from logitsmatch.harness.cases.platforms import known_platform
+from logitsmatch.harness.reports import OutcomeStatus, TargetOutcome, write_reports
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
 from logitsmatch.harness.run.machine import Machine, detect_machine
@@ -49,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("cases", nargs="*", help="case names (cases/<name>.yaml), files or folders")
     p.add_argument("--all", action="store_true", help="every case in --cases-dir")
     p.add_argument(
+        "--all-if-none",
+        action="store_true",
+        help="with no case named, every case (what nox -s logitsmatch passes)",
+    )
+    p.add_argument(
         "--platform",
         default="auto",
         help="the platform to check (default auto: this machine's); targets of another "
@@ -59,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, help="where the combined reports go")
     add_deadline_flag(p)
     p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 even when every target was skipped (CI never passes this)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="load and validate every case and target, print what each would do, run nothing",
@@ -68,7 +79,9 @@ def parser() -> argparse.ArgumentParser:
 
 def check_main(argv: list[str], machine: Machine | None = None) -> int:
     """Run the command (``machine``: this machine, detected when not given)."""
-    args = parser().parse_args(argv)
+    # why intermixed: `nox -s logitsmatch -- --platform cpu CASE` puts names after options
+    args = parser().parse_intermixed_args(argv)
+    args.all = args.all or (args.all_if_none and not args.cases)
     if bool(args.cases) == args.all:
         print("logitsmatch check: give case names or --all (not both)", file=sys.stderr)
         return 2
@@ -83,6 +96,11 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
         print(f"logitsmatch check: error: {message}", file=sys.stderr)
     machine = machine or detect_machine()
     platform = machine.platform if args.platform == "auto" else args.platform
+    try:
+        known_platform(platform)
+    except ValueError as exc:
+        print(f"logitsmatch check: error: {exc}", file=sys.stderr)
+        return 2
     print(f"logitsmatch check: this machine is {machine.describe()}", file=sys.stderr)
     if args.dry_run:
         return _dry_run(cases, platform, machine, bad=bool(invalid))
@@ -100,6 +118,13 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
     if invalid:
         return 2
+    if not any(o.status is not OutcomeStatus.SKIPPED for o in outcomes) and not args.allow_empty:
+        print(
+            f"logitsmatch check: error: no target ran ({len(outcomes)} skipped, reasons "
+            "above): a run that checked nothing is not a pass (--allow-empty to accept it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if outcomes and all(o.ok for o in outcomes) else 1
 
 

@@ -57,10 +57,20 @@ def test_one_passing_target_reports_where_ci_looks(project):
     assert 'tests="1" failures="0" errors="0" skipped="0"' in junit
 
 
-def test_a_target_of_another_platform_is_skipped_and_exit_0(project):
-    assert check_main(["good", "--platform", "dgx_h100"], machine=CPU) == 0
+def test_a_run_where_every_target_skipped_fails_unless_allowed(project, capsys):
+    assert check_main(["good", "--platform", "dgx_h100"], machine=CPU) == 1
+    assert "no target ran (1 skipped, reasons above)" in capsys.readouterr().err
     junit = (project / "runs" / "good@dgx_h100" / "junit.xml").read_text()
     assert '<skipped message="this machine is cpu (Some CPU), not dgx_h100"' in junit
+    assert check_main(["good", "--platform", "dgx_h100", "--allow-empty"], machine=CPU) == 0
+
+
+def test_an_unknown_platform_is_an_error_naming_the_nearest(project, capsys):
+    assert check_main(["good", "--platform", "cpuu"], machine=CPU) == 2
+    err = capsys.readouterr().err
+    assert "--platform 'cpuu' is not a known platform; did you mean 'cpu'?" in err
+    assert "known: cpu, dgx_h100" in err
+    assert not (project / "runs").exists()  # nothing ran, no report pretends otherwise
 
 
 def test_all_fails_when_one_fails_and_writes_one_combined_summary(project, capsys):
@@ -76,8 +86,11 @@ def test_all_fails_when_one_fails_and_writes_one_combined_summary(project, capsy
 
 
 def test_all_on_a_platform_no_case_lists_is_an_error(project, capsys):
-    assert check_main(["--all", "--platform", "gb200"], machine=CPU) == 1
-    assert "no case in cases/ runs on platform 'gb200'" in capsys.readouterr().err
+    for case in ("good", "bad"):
+        path = project / "cases" / f"{case}.yaml"
+        path.write_text(path.read_text().replace("  dgx_h100: {expected: pass}\n", ""))
+    assert check_main(["--all", "--platform", "dgx_h100"], machine=CPU) == 1
+    assert "no case in cases/ runs on platform 'dgx_h100'" in capsys.readouterr().err
 
 
 def test_a_case_that_does_not_load_is_named_and_the_others_still_run(project, capsys):
