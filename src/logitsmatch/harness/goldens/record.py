@@ -1,23 +1,37 @@
-"""``logitsmatch record CASE [--platform P|auto]``: run a case and write its golden.
+"""``logitsmatch record CASE [--platform P|auto] [--allow-dirty]``: run a case, write its golden.
 
-Refuses (exit 1, nothing written) when the engine crashed or passed its deadline, a request
-failed, or any value is NaN/inf; refuses (exit 2) to record a platform other than this
-machine's, or one the case does not list. Writes ``golden/<platform>/<case>.json`` with
-``_provenance`` and prints what changed against the old golden (tokens, max |Δ logprob|).
+Records nothing that ``check`` would not trust. Refuses (exit 1, nothing written) when the
+engine crashed or passed its deadline, a request failed, any value is NaN/inf, the run did not
+answer exactly the case's prompts in order with every listed metric (``audit.py``), or a case
+with N_REPEAT > 1 gave other numbers on a repeat (bit for bit when DETERMINISTIC, else beyond
+its tolerances): the case runs N_REPEAT times, as check runs it. Refuses (exit 2) a platform
+other than this machine's or one the case does not list, and, for the builtin engine, a tree
+with uncommitted engine changes unless ``--allow-dirty`` (then named in the provenance).
+Writes ``golden/<platform>/<case>.json`` with ``_provenance`` and prints what changed against
+the old golden (tokens, max |Δ logprob|).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from logitsmatch.harness.cases import DEFAULT_CASES_DIR, CaseError, CaseTarget, Expected, find_case
+from logitsmatch.harness.cases import (
+    DEFAULT_CASES_DIR,
+    CaseError,
+    CaseTarget,
+    Expected,
+    find_case,
+)
 from logitsmatch.harness.cases.platforms import known_platform
-from logitsmatch.harness.goldens.io import GoldenError, load_output, write_golden
-from logitsmatch.harness.goldens.provenance import collect_provenance
+from logitsmatch.harness.goldens.audit import audit_output, repeat_disagreement
+from logitsmatch.harness.goldens.io import GoldenError, GoldenRefused, load_output, write_golden
+from logitsmatch.harness.goldens.provenance import collect_provenance, dirty_engine_files
+from logitsmatch.harness.goldens.schema import first_nonfinite
 from logitsmatch.harness.run import (
     EngineSession,
     Machine,
@@ -25,7 +39,9 @@ from logitsmatch.harness.run import (
     detect_machine,
     skip_reason,
 )
+from logitsmatch.harness.run.command import EngineRun
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, target_parent
+from logitsmatch.record import OutputJSON
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases-dir", type=Path, default=DEFAULT_CASES_DIR)
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="default: runs/")
     add_deadline_flag(p)
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="record although engine files have uncommitted changes (the provenance says so)",
+    )
     return p
 
 
@@ -64,23 +85,34 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
     why = skip_reason(target, machine)
     if why is not None:
         return _fail(f"cannot record {target.id} here: {why}", 2)
+    dirty = dirty_engine_files() if case.engine == "builtin" else []
+    if dirty and not args.allow_dirty:
+        return _fail(
+            f"the engine's source has uncommitted changes ({', '.join(dirty[:6])}"
+            f"{' ...' if len(dirty) > 6 else ''}): a golden must name the code it came from; "
+            "commit them, or pass --allow-dirty (the provenance then lists them)",
+            2,
+        )
     try:
         session = EngineSession.start(target, target_parent(target.id, runs_root=args.runs_root))
-        run = session.run_case("record")
+        runs = [session.run_case(f"record-{i + 1}") for i in range(case.n_repeat)]
     except CaseError as exc:
         return _fail(str(exc), 2)
     try:
-        output = load_output(run.output_path, golden=False) if run.error is None else {}
+        output = _trusted_output(target, session.prompts, runs)
         provenance = collect_provenance(
             platform,
-            _portable(run.argv),
+            _portable(runs[0].argv),
             device_name=machine.device_name,
             engine=case.engine,
         )
+        provenance["case_sha256"] = hashlib.sha256(case.source.read_bytes()).hexdigest()
         if case.engine == "builtin":
             # why: check compares a golden only with runs of the same model (or stand-in).
             provenance["model"] = case.binding.run_model
-        diff = write_golden(target.golden_path, output, provenance, run_error=run.error)
+        if dirty:
+            provenance["uncommitted_engine_files"] = dirty
+        diff = write_golden(target.golden_path, output, provenance)
     except GoldenError as exc:
         session.log(f"{target.id}: record refused: {exc}")
         return _fail(str(exc), 1)
@@ -93,6 +125,33 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _trusted_output(
+    target: CaseTarget, prompts: Sequence[str], runs: Sequence[EngineRun]
+) -> OutputJSON:
+    """The first run's output, once every run succeeded with finite values, the first passes
+    the audit and every repeat agrees with it as check requires; else GoldenRefused."""
+    refusing = f"refusing to write {target.golden_path}"
+    outputs: list[OutputJSON] = []
+    for i, run in enumerate(runs):
+        which = f"repeat {i + 1} of {len(runs)}: " if len(runs) > 1 else ""
+        if run.error is not None:
+            raise GoldenRefused(f"{refusing}: {which}the run failed: {run.error}")
+        outputs.append(load_output(run.output_path, golden=False))
+        bad = first_nonfinite(outputs[-1])
+        if bad:
+            raise GoldenRefused(f"{refusing}: {which}{bad} is NaN/inf")
+    problem = audit_output(target.case, prompts, outputs[0])
+    if problem:
+        raise GoldenRefused(f"{refusing}: {problem}")
+    for i, other in enumerate(outputs[1:], start=2):
+        disagreement = repeat_disagreement(target.case, outputs[0], other)
+        if disagreement:
+            raise GoldenRefused(
+                f"{refusing}: repeat {i} of {len(outputs)} differs from repeat 1 ({disagreement})"
+            )
+    return outputs[0]
 
 
 def _portable(argv: Sequence[str]) -> list[str]:

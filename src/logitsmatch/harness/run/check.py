@@ -31,8 +31,8 @@ from logitsmatch.harness.cases import (
     case_paths,
     find_case,
 )
-from logitsmatch.harness.cases.schema import name_clashes
 from logitsmatch.harness.cases.platforms import known_platform
+from logitsmatch.harness.cases.schema import name_clashes
 from logitsmatch.harness.reports import OutcomeStatus, TargetOutcome, write_reports
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent

@@ -3,6 +3,7 @@
 from logitsmatch.harness.goldens.provenance import (
     PACKAGES,
     current_environment,
+    engine_source,
     environment_changes,
 )
 
@@ -18,7 +19,7 @@ RECORDED = {
 
 
 def _current(**changes):
-    current = {key: RECORDED[key] for key in current_environment("cpu")}
+    current = {key: RECORDED[key] for key in current_environment("cpu") if key in RECORDED}
     current["packages"] = dict(RECORDED["packages"])
     for key, value in changes.items():
         if key in PACKAGES:
@@ -62,3 +63,31 @@ def test_on_cpu_the_device_is_the_cpu_and_is_named_once():
 
 def test_fields_a_golden_lacks_are_not_reported():
     assert environment_changes({"device_name": "X"}, _current(device_name="X")) == []
+
+
+SOURCE = {"sha256": "a" * 64, "files": {"engine/engine.py": "1" * 16, "record.py": "2" * 16}}
+NEW_COMMIT = "7e32716" + "0" * 33
+
+
+def test_a_new_commit_with_the_same_engine_source_is_no_change():
+    recorded = RECORDED | {"engine_source": SOURCE}
+    current = _current(engine_commit=NEW_COMMIT, engine_source=SOURCE)
+    assert environment_changes(recorded, current) == []
+
+
+def test_a_changed_engine_source_names_its_files_and_the_commits():
+    recorded = RECORDED | {"engine_source": SOURCE}
+    files = {"engine/engine.py": "3" * 16, "engine/new.py": "4" * 16}
+    current = _current(engine_commit=NEW_COMMIT, engine_source={"sha256": "b" * 64, "files": files})
+    assert environment_changes(recorded, current) == [
+        "engine source (engine/engine.py changed, engine/new.py added, record.py removed; "
+        "commit 9e9642f70633+dirty -> 7e3271600000)"
+    ]
+
+
+def test_this_checkout_hashes_every_engine_file_and_no_harness_file():
+    files = engine_source()["files"]
+    assert "engine/engine.py" in files and "serving/coordinator.py" in files
+    assert "record.py" in files
+    assert not any(name.startswith(("harness/", "ci/")) for name in files)
+    assert engine_source() == engine_source()  # content, not time: the same twice
