@@ -16,7 +16,8 @@ when one of them changes, so that running sessions one after another never reins
     nox -s tests / typecheck / lint / repro
 
 The per-target sessions are generated from cases/ when nox imports this file; listing them
-needs only nox and pyyaml (the case loader imports neither torch nor the engine).
+needs only nox and pyyaml (the case loader imports no torch: only the engine's plain-Python
+flag parser, with which it checks a case's values).
 """
 
 from __future__ import annotations
@@ -161,9 +162,9 @@ def logitsmatch(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def megatron(session: nox.Session) -> None:
-    """Run Megatron-LM's corpus on this machine's platform: every folder, those named, or
-    --ci (the subset .ci/run runs). Folders the builtin engine cannot run are skipped, each
-    with the missing feature's name."""
+    """Run Megatron-LM's case folders here (-- FOLDER...: those; --ci: the .ci/run subset).
+
+    Folders the builtin engine cannot run are skipped, each with the missing feature's name."""
     if CORPUS_ERROR:
         session.error(f"cannot load the Megatron corpus: {CORPUS_ERROR}")
     _check(session, CORPUS, CORPUS_CI if "--ci" in session.posargs else ())

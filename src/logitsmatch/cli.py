@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
+
+COMMANDS = {
+    "generate": "run an engine on prompts and write the output JSON (--zmq: through the "
+    "ZeroMQ coordinator)",
+    "serve": "serve an engine behind the ZeroMQ coordinator",
+    "check": "run cases and compare them with their goldens (the tripwire)",
+    "record": "run a case and write its golden, with provenance",
+    "compare": "compare an output JSON with a golden, running nothing",
+}
+
+
+def usage() -> str:
+    """The top-level help: one line per subcommand."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {what}" for name, what in COMMANDS.items()]
+    return (
+        "usage: logitsmatch COMMAND [options]   (logitsmatch COMMAND --help for its options)\n\n"
+        "commands:\n" + "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {
-        "generate": _generate,
-        "serve": _serve,
-        "check": _check,
-        "record": _record,
-        "compare": _compare,
-    }
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: logitsmatch {" + ",".join(commands) + "} [options]", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    commands = _HANDLERS
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    if argv[0] not in commands:
+        (nearest,) = difflib.get_close_matches(argv[0], list(commands), n=1, cutoff=0.0)
+        print(
+            f"logitsmatch: unknown command {argv[0]!r}; did you mean {nearest!r}?\n\n{usage()}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return commands[argv[0]](argv[1:])
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
@@ -56,6 +77,16 @@ def _compare(argv: list[str]) -> int:
     from logitsmatch.harness.goldens.compare import compare_main
 
     return compare_main(argv)
+
+
+_HANDLERS = {
+    "generate": _generate,
+    "serve": _serve,
+    "check": _check,
+    "record": _record,
+    "compare": _compare,
+}
+assert set(_HANDLERS) == set(COMMANDS)  # why: the help lists exactly what main dispatches
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ def generate_parser(description: str | None = None) -> argparse.ArgumentParser:
     """``logitsmatch generate``'s flags (without torch: the harness checks a case's flags with
     it before any engine starts)."""
     p = argparse.ArgumentParser(prog="logitsmatch generate", description=description)
+    p.add_argument(
+        "--zmq",
+        action="store_true",
+        help="run through the ZeroMQ coordinator, as Megatron-LM's coordinator test does "
+        "(logitsmatch generate --zmq --help for its own flags)",
+    )
     add_model_flags(p)
     add_request_flags(p)
     add_run_flags(p)

@@ -39,7 +39,6 @@ DEFAULT_REQUESTS_PER_BURST = 32  # Megatron-LM's coordinator test's
 def parser() -> argparse.ArgumentParser:
     p = generate_parser()
     p.prog = "logitsmatch generate --zmq"
-    p.add_argument("--zmq", action="store_true", required=True)
     p.add_argument(
         "--no-stagger-lengths",
         action="store_true",

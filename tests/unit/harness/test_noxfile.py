@@ -72,3 +72,13 @@ def test_a_platform_typo_fails_before_anything_runs(tmp_path):
     assert proc.returncode == 1, out  # nox's own status for a failed session
     assert "--platform 'cpuu' is not a known platform; did you mean 'cpu'?" in out
     assert not any(tmp_path.iterdir())
+
+
+def test_every_session_description_is_a_whole_sentence():
+    keywords = "logitsmatch or megatron or record or tests or typecheck or lint or repro"
+    proc = _nox("-l", "--json", "-k", keywords, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    sessions = json.loads(proc.stdout)
+    assert {"megatron", "tests", "lint", "repro"} <= {s["session"] for s in sessions}
+    cut = [s["session"] for s in sessions if not (s["description"] or "").endswith(".")]
+    assert cut == []

@@ -14,6 +14,7 @@ from logitsmatch.engine.generate_args import is_written
 from logitsmatch.harness.cases import Case
 from logitsmatch.harness.goldens.diff import diff_goldens
 from logitsmatch.harness.judge import compare
+from logitsmatch.harness.reports.text import counted
 from logitsmatch.record import request_ids
 
 # Metrics read from each request / from the run as a whole.
@@ -35,7 +36,7 @@ def audit_output(case: Case, prompts: Sequence[str], output: Mapping[str, Any]) 
     have = request_ids(output)
     missing = [rid for rid in want if rid not in have]
     if missing:
-        return f"the run lacks {_few(missing)} of the case's {len(want)} requests"
+        return f"the run lacks {_few(missing)} of the case's {counted(len(want), 'request')}"
     extra = [rid for rid in have if rid not in set(want)]
     if extra:
         return f"the run has requests the case does not ask for: {_few(extra)}"

@@ -7,8 +7,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from rich.console import Console
-
 from logitsmatch.harness.cases import Case, CaseError, find_case
 from logitsmatch.harness.cases.lookup import CaseNotFound
 from logitsmatch.harness.cases.schema import megatron_golden_platform
@@ -16,6 +14,7 @@ from logitsmatch.harness.goldens.io import GoldenError, load_output
 from logitsmatch.harness.goldens.provenance import environment_changes
 from logitsmatch.harness.judge import compare
 from logitsmatch.harness.reports import outcome_from_verdict, print_report, write_reports
+from logitsmatch.harness.reports.terminal import report_console
 
 
 def compare_main(argv: list[str]) -> int:
@@ -62,7 +61,7 @@ def compare_main(argv: list[str]) -> int:
         # Two recordings (e.g. one platform's golden against another's): name what differed.
         changes = environment_changes(golden.get("_provenance") or {}, current["_provenance"])
         outcome = replace(outcome, environment=tuple(changes))
-    console = Console()
+    console = report_console()
     if args.report_dir:
         write_reports([outcome], args.report_dir, console=console)
     else:

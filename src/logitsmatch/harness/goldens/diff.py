@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logitsmatch.harness.judge.divergence import abs_delta
+from logitsmatch.harness.reports.text import counted
 from logitsmatch.record import REQUEST_FIELDS, request_ids
 
 
@@ -63,7 +64,7 @@ class GoldenDiff:
         if self.empty:
             return f"{self.path}: no change"
         lines = [
-            f"{self.path}: {len(self.changed)} requests changed, max |Δ logprob| "
+            f"{self.path}: {counted(len(self.changed), 'request')} changed, max |Δ logprob| "
             f"{self.max_logprob_delta:.3g}"
         ]
         lines += [f"  + request {rid!r} added" for rid in self.added]

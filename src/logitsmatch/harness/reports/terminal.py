@@ -6,6 +6,7 @@ through this package on a python without rich.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,12 +25,20 @@ _STYLE = {
 }
 
 
+# why: rich assumes 80 columns when not on a terminal; CI logs have room for the table.
+LOG_WIDTH = 160
+
+
+def report_console() -> Console:
+    """The console every command prints its report on: the terminal's width, else LOG_WIDTH."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
+
+
 def print_report(outcomes: Sequence[TargetOutcome], console: Console | None = None) -> None:
     """Print the summary table, the worst positions of each failure and its message."""
-    if console is None:
-        from rich.console import Console
-
-        console = Console()
+    console = console or report_console()
     console.print(summary_table(outcomes))
     for outcome in outcomes:
         for note in outcome.notes:

@@ -6,6 +6,11 @@ from logitsmatch.harness.judge.compare import describe_logprob_index
 from logitsmatch.harness.judge.verdict import RequestVerdict, Verdict
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 request``, ``2 requests``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def verdict_lines(verdict: Verdict) -> list[str]:
     """One line per failed metric (with the near-tie analysis under a token change), then the
     teacher-forced drift of each request that has one."""

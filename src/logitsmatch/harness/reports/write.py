@@ -38,10 +38,6 @@ def write_reports(
     """Print the terminal report and write junit.xml, summary.md and plots/<target>.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if console is None:
-        from rich.console import Console
-
-        console = Console()
     print_report(outcomes, console)
     markdown = render_markdown(outcomes)
     md_path = out_dir / "summary.md"

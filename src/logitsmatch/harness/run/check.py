@@ -21,8 +21,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from logitsmatch.harness.cases import (
     DEFAULT_CASES_DIR,
     Case,
@@ -34,6 +32,7 @@ from logitsmatch.harness.cases import (
 from logitsmatch.harness.cases.platforms import known_platform
 from logitsmatch.harness.cases.schema import name_clashes
 from logitsmatch.harness.reports import OutcomeStatus, TargetOutcome, write_reports
+from logitsmatch.harness.reports.terminal import report_console
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
 from logitsmatch.harness.run.machine import Machine, detect_machine
@@ -112,9 +111,7 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
         return 1
     outcomes = [_one(case, platform, machine, args.runs_root) for case in cases]
     report_dir = args.report_dir or _default_report_dir(outcomes, platform, args.runs_root)
-    # why: rich assumes 80 columns when not on a terminal; CI logs have room for the table.
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    files = write_reports(outcomes, report_dir, console=console)
+    files = write_reports(outcomes, report_dir, console=report_console())
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
     if invalid:
         return 2

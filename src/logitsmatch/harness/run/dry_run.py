@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from logitsmatch.harness.cases import CaseError, CaseTarget, Expected
 from logitsmatch.harness.goldens import GoldenError, load_output
+from logitsmatch.harness.reports.text import counted
 from logitsmatch.harness.run.machine import Machine
 from logitsmatch.harness.run.session import resolve_run
 from logitsmatch.harness.run.skips import skip_reason
@@ -77,7 +78,7 @@ def plan_target(
         return plan(Plan.NOT_COMPARABLE, mismatch)
     layout = f"tp{case.tensor_parallel} pp{case.pipeline_parallel} dp{case.data_parallel}"
     engine = f"model {case.binding.run_model}" if case.engine == "builtin" else case.engine
-    detail = f"{prompts} requests, {layout}, driver {case.driver}, {engine}"
+    detail = f"{counted(prompts, 'request')}, {layout}, driver {case.driver}, {engine}"
     return plan(Plan.RUN, f"{detail}; compare with {target.golden_path}")
 
 

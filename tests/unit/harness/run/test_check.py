@@ -110,7 +110,7 @@ def test_a_case_that_does_not_load_is_named_and_the_others_still_run(project, ca
 def test_dry_run_validates_and_plans_every_target_and_runs_nothing(project, capsys):
     assert check_main(["--all", "--dry-run"], machine=CPU) == 0
     out = capsys.readouterr().out
-    assert "good@cpu: run: 1 requests, tp1 pp1 dp1, driver in-process" in out
+    assert "good@cpu: run: 1 request, tp1 pp1 dp1, driver in-process" in out
     assert "bad@cpu: run:" in out and not (project / "runs").exists()
     assert check_main(["good", "--dry-run", "--platform", "dgx_h100"], machine=CPU) == 0
     assert "good@dgx_h100: skip: this machine is cpu" in capsys.readouterr().out
