@@ -16,6 +16,7 @@ import pytest
 from e2e_project import CASE, REPO, logitsmatch, write_case
 
 from logitsmatch.harness.cases import load_case
+from logitsmatch.harness.judge.teacher_forcing import engine_tokenizer
 from logitsmatch.harness.reports import OutcomeStatus
 from logitsmatch.harness.run import Machine, run_target
 
@@ -80,6 +81,13 @@ def test_a_changed_token_is_teacher_forced_at_every_golden_position(recorded, tm
     verdict = result.outcome.verdict.request("0")
     assert verdict.divergence.position == 2 and verdict.divergence.golden_token == alternative
     assert verdict.divergence.current_token == original
+    # Both tokens are named as text too, decoded by the engine's tokenizer.
+    tokenizer = engine_tokenizer({"--model": "tiny"})
+    golden_text = tokenizer.decode([alternative])
+    assert verdict.divergence.golden_text == golden_text
+    assert f"golden {alternative} {golden_text!r} vs current {original} " in (
+        result.outcome.message()
+    )
     assert (result.run_dir / "scoring" / "output.json").is_file()
     n_prompt = verdict.n_prompt_logprobs
     assert len(verdict.drift) == len(request["logprobs"])

@@ -8,10 +8,11 @@ token, of ``{"<token id>": logprob}``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from logitsmatch.harness.judge.verdict import Divergence, DivergenceKind
+from logitsmatch.harness.judge.verdict import Divergence, DivergenceKind, Verdict
 
 # why 0.25 nats: a benign numerical change moves logprobs by rounding-sized amounts (bf16 vs
 # fp32: 0.06-0.15 before the first differing token, tests/integration/engine/test_bf16.py), so it
@@ -136,3 +137,26 @@ def _gap(top: dict[int, float] | None) -> float | None:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def with_token_text(verdict: Verdict, decode: Callable[[list[int]], str]) -> Verdict:
+    """``verdict`` with each first diverging token also given as text (``decode``: the
+    engine's tokenizer), so a report reads ``358 ' the'`` and not only an id."""
+
+    def text(token: int | None) -> str | None:
+        return decode([token]) if token is not None else None
+
+    requests = tuple(
+        replace(
+            r,
+            divergence=replace(
+                r.divergence,
+                golden_text=text(r.divergence.golden_token),
+                current_text=text(r.divergence.current_token),
+            ),
+        )
+        if r.divergence is not None
+        else r
+        for r in verdict.requests
+    )
+    return replace(verdict, requests=requests)

@@ -10,7 +10,7 @@ golden position then shows whether a change is a local near-tie or a shift of th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 # Sampling flags that would change what is scored; scoring is greedy with one generated token.
 _DROPPED = (
@@ -35,12 +35,19 @@ def scoring_args(model_args: Mapping[str, Any]) -> dict[str, Any]:
     return args
 
 
-def engine_tokenizer(model_args: Mapping[str, Any]) -> Callable[[str], list[int]]:
+class Codec(Protocol):
+    """What the harness needs of a tokenizer: text to ids and back."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+def engine_tokenizer(model_args: Mapping[str, Any]) -> Codec:
     """The builtin engine's tokenizer for the case's model (imports the engine, hence torch)."""
     from logitsmatch.engine.loader import resolve
 
-    tokenizer = resolve(str(model_args.get("--model", DEFAULT_MODEL))).tokenizer()
-    return tokenizer.encode
+    return resolve(str(model_args.get("--model", DEFAULT_MODEL))).tokenizer()
 
 
 def scoring_prompts(

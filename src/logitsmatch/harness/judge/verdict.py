@@ -69,12 +69,16 @@ class Divergence:
     current_gap: float | None = None
     golden_gap: float | None = None
     note: str = ""
+    golden_text: str | None = None  # the tokens decoded, when the runner had the tokenizer
+    current_text: str | None = None
 
     def describe(self) -> str:
-        """One sentence for a failure message."""
+        """One sentence for a failure message: ``golden 358 ' the' vs current 357 ' a'``."""
+        golden = _token(self.golden_token, self.golden_text)
+        current = _token(self.current_token, self.current_text)
         text = (
             f"first diverging token at generated position {self.position}: golden "
-            f"{self.golden_token} vs current {self.current_token}: {self.kind}"
+            f"{golden} vs current {current}: {self.kind}"
         )
         gaps = []
         if self.current_gap is not None:
@@ -84,6 +88,10 @@ class Divergence:
         if gaps:
             text += " (" + ", ".join(gaps) + ")"
         return text + (f"; {self.note}" if self.note else "")
+
+
+def _token(token: int | None, text: str | None) -> str:
+    return f"{token} {text!r}" if token is not None and text is not None else str(token)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A PNG per failing case: |Δ logprob| by position, with the tolerance line.
+"""A PNG per failing case: |Δ logprob| by position, with the tolerance line, where each prompt
+ends and where its tokens first diverge.
 
 matplotlib is an optional dependency (extras ``plot`` and ``test``); it is imported when a plot
 is drawn, with the Agg canvas, so no display or global pyplot state is involved.
@@ -8,14 +9,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logitsmatch.harness.judge.verdict import Verdict
 from logitsmatch.harness.reports.commands import repro_command
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def plot_verdict(verdict: Verdict, path: str | Path) -> Path | None:
     """Draw the failed requests' |Δ logprob| (teacher-forced drift where measured, else the
-    free-running difference) against position; None when no failed request has logprobs."""
+    free-running difference) against position into a PNG at ``path``; None (and no file) when
+    no failed request has logprobs."""
+    fig = draw_verdict(verdict)
+    if fig is None:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def draw_verdict(verdict: Verdict) -> Figure | None:
+    """The figure ``plot_verdict`` saves (None when there is nothing to draw)."""
     series = [
         (r, r.drift if r.drift else r.logprob_deltas)
         for r in verdict.requests
@@ -50,6 +67,16 @@ def plot_verdict(verdict: Verdict, path: str | Path) -> Path | None:
                 color=line.get_color(),
                 label=f"request {request.request_id}: NaN/inf",
             )
+        if request.n_prompt_logprobs:
+            # why: left of this line the positions score the prompt, right of it generation
+            ax.axvline(
+                request.n_prompt_logprobs - 0.5,
+                ls="-",
+                lw=0.8,
+                color=line.get_color(),
+                alpha=0.5,
+                label=f"request {request.request_id}: prompt ends",
+            )
         if request.divergence is not None and request.n_prompt_logprobs is not None:
             ax.axvline(
                 request.n_prompt_logprobs + request.divergence.position,
@@ -68,7 +95,4 @@ def plot_verdict(verdict: Verdict, path: str | Path) -> Path | None:
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return fig

@@ -27,7 +27,9 @@ from logitsmatch.harness.goldens import (
     load_output,
 )
 from logitsmatch.harness.judge import Verdict, compare
+from logitsmatch.harness.judge.divergence import with_token_text
 from logitsmatch.harness.judge.teacher_forcing import (
+    Codec,
     diverged_requests,
     engine_tokenizer,
     forced_logprobs,
@@ -145,10 +147,16 @@ def _run_and_judge(session: EngineSession, golden: Mapping[str, Any]) -> TargetO
         outcome = outcome_from_verdict(verdicts[0], expected=target.expected, reason=target.reason)
         return _check_repeats(outcome, outputs) if case.deterministic else outcome
     verdict = verdicts[bad]
-    if session.builtin:
-        forced = _teacher_force(session, golden, verdict)
+    codec = (
+        _tokenizer(session)
+        if session.builtin and diverged_requests(verdict.requests, golden)
+        else None
+    )
+    if codec is not None:
+        forced = _teacher_force(session, golden, verdict, codec)
         if forced:
             verdict = _compare(target, golden, outputs[bad], forced)
+        verdict = with_token_text(verdict, codec.decode)
     outcome = outcome_from_verdict(verdict, expected=target.expected, reason=target.reason)
     return replace(outcome, reason=_which(bad, case.n_repeat) + outcome.reason)
 
@@ -187,15 +195,22 @@ def _check_repeats(outcome: TargetOutcome, outputs: list[dict[str, Any]]) -> Tar
     return outcome
 
 
+def _tokenizer(session: EngineSession) -> Codec | None:
+    """The run's tokenizer, or None (and a log line) when it cannot be loaded."""
+    try:
+        return engine_tokenizer(session.model_args)
+    except (ValueError, OSError, RuntimeError) as exc:
+        session.log(f"{session.target.id}: no teacher forcing: no tokenizer: {exc}")
+        return None
+
+
 def _teacher_force(
-    session: EngineSession, golden: Mapping[str, Any], verdict: Verdict
+    session: EngineSession, golden: Mapping[str, Any], verdict: Verdict, codec: Codec
 ) -> dict[str, list[float]]:
     """Teacher-forced logprobs of the diverged requests; {} (and a log line) when not possible."""
     rids = diverged_requests(verdict.requests, golden)
-    if not rids:
-        return {}
     try:
-        prompts = scoring_prompts(golden, rids, engine_tokenizer(session.model_args))
+        prompts = scoring_prompts(golden, rids, codec.encode)
     except (ValueError, OSError, RuntimeError) as exc:
         session.log(f"{session.target.id}: no teacher forcing: cannot tokenize: {exc}")
         return {}

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from logitsmatch.harness.judge import Tolerances, compare, request_ids
-from logitsmatch.harness.judge.divergence import drift_at_every_position
+from logitsmatch.harness.judge.divergence import drift_at_every_position, with_token_text
 
 
 def request(tokens, logprobs, text="abc", top_n=None):
@@ -156,3 +156,15 @@ def test_worst_positions_sorted_by_delta():
         (1, "logprob[1] (prompt token 2)"),
         (4, "logprob[4] (generated token 2)"),
     ]
+
+
+def test_a_divergence_names_both_tokens_as_text_when_decoded():
+    golden = {"0": {"generated_tokens": [1, 358], "logprobs": [-1.0, -0.5, -0.25]}}
+    current = {"0": {"generated_tokens": [1, 357], "logprobs": [-1.0, -0.5, -0.3]}}
+    verdict = compare(golden, current, case="c", platform="cpu")
+    plain = verdict.request("0").divergence
+    assert plain is not None and "golden 358 vs current 357" in plain.describe()
+    words = {358: " the", 357: " a"}
+    named = with_token_text(verdict, lambda ids: "".join(words[i] for i in ids))
+    text = named.request("0").divergence.describe()
+    assert "generated position 1: golden 358 ' the' vs current 357 ' a'" in text

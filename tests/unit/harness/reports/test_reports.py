@@ -16,7 +16,7 @@ from logitsmatch.harness.reports import (
 )
 from logitsmatch.harness.reports.junit import render_junit
 from logitsmatch.harness.reports.markdown import render_markdown, write_step_summary
-from logitsmatch.harness.reports.plot import plot_verdict
+from logitsmatch.harness.reports.plot import draw_verdict, plot_verdict
 
 PASSED, FAILED, ERROR, SKIPPED, XFAILED, NOT_COMPARABLE = OutcomeStatus
 
@@ -133,6 +133,15 @@ def test_png_is_written_for_a_failing_case(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert plot_verdict(compare(GOLDEN, GOLDEN), tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_plot_marks_where_the_prompt_ends_and_the_tokens_diverge():
+    fig = draw_verdict(compare(GOLDEN, broken(), case="mixed", platform="cpu"))
+    assert fig is not None
+    lines = {line.get_label(): line.get_xdata()[0] for line in fig.axes[0].get_lines()}
+    # request 0: 5 logprobs for 3 generated tokens, so 2 score the prompt
+    assert lines["request 0: prompt ends"] == 1.5
+    assert lines["request 0: first diverging token"] == 2 + 1
 
 
 def test_write_reports_writes_every_file_and_prints_worst_positions(tmp_path, outcomes):
