@@ -229,6 +229,7 @@ class CaseTarget:
 
     case: Case
     platform: str
+    golden: Path | None = None  # compare with this file instead (check --golden)
 
     def __post_init__(self) -> None:
         if self.platform not in self.case.platforms:
@@ -251,7 +252,10 @@ class CaseTarget:
 
     @property
     def golden_path(self) -> Path:
-        """golden/<platform>/<case>.json, or the Megatron folder's own golden for the platform."""
+        """golden/<platform>/<case>.json, or the Megatron folder's own golden for the platform
+        (or the file given with check --golden)."""
+        if self.golden is not None:
+            return self.golden
         return self.case.megatron_goldens.get(
             self.platform, self.case.golden_root / self.platform / f"{self.case.name}.json"
         )

@@ -34,6 +34,8 @@ class TargetOutcome:
     ``environment``: how this machine differs from the one that recorded the golden
     (``torch 2.11.0 -> 2.13.0``), filled in for a failed target. ``notes``: what the run log
     says about how the case ran here (the model, a stand-in, flags that are no-ops here).
+    ``source``: the case file, so the reproduce and re-record lines work for a case given by
+    path (``reports.commands``).
     """
 
     case: str
@@ -44,6 +46,7 @@ class TargetOutcome:
     duration_s: float = 0.0
     environment: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    source: str = ""  # the case file (names it in the commands when it is not the project's)
 
     def __post_init__(self) -> None:
         if self.status not in OutcomeStatus.words():
@@ -76,7 +79,7 @@ class TargetOutcome:
             lines = [f"{self.status.upper()} {self.id}: {self.reason}"]
         if self.environment:
             lines.append("changed since the golden was recorded: " + ", ".join(self.environment))
-        return "\n".join(lines) + "\n" + command_footer(self.case, self.platform)
+        return "\n".join(lines) + "\n" + command_footer(self.case, self.platform, self.source)
 
 
 def outcome_from_verdict(

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def plot_verdict(verdict: Verdict, path: str | Path) -> Path | None:
+def plot_verdict(verdict: Verdict, path: str | Path, reproduce: str = "") -> Path | None:
     """Draw the failed requests' |Δ logprob| (teacher-forced drift where measured, else the
     free-running difference) against position into a PNG at ``path``; None (and no file) when
-    no failed request has logprobs."""
-    fig = draw_verdict(verdict)
+    no failed request has logprobs. ``reproduce``: the command in the title (default: the
+    target's nox session)."""
+    fig = draw_verdict(verdict, reproduce)
     if fig is None:
         return None
     path = Path(path)
@@ -31,7 +32,7 @@ def plot_verdict(verdict: Verdict, path: str | Path) -> Path | None:
     return path
 
 
-def draw_verdict(verdict: Verdict) -> Figure | None:
+def draw_verdict(verdict: Verdict, reproduce: str = "") -> Figure | None:
     """The figure ``plot_verdict`` saves (None when there is nothing to draw)."""
     series = [
         (r, r.drift if r.drift else r.logprob_deltas)
@@ -90,7 +91,8 @@ def draw_verdict(verdict: Verdict) -> Figure | None:
     ax.set_xlabel("logprob position (prompt tokens, then generated tokens)")
     ax.set_ylabel("|Δ logprob|")
     ax.set_title(
-        f"{verdict.target_id}\nreproduce: {repro_command(verdict.case, verdict.platform)}",
+        f"{verdict.target_id}\nreproduce: "
+        f"{reproduce or repro_command(verdict.case, verdict.platform)}",
         fontsize=8,
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from logitsmatch.harness.reports.commands import repro_command
 from logitsmatch.harness.reports.junit import write_junit
 from logitsmatch.harness.reports.markdown import render_markdown, write_step_summary
 from logitsmatch.harness.reports.outcome import TargetOutcome
 from logitsmatch.harness.reports.plot import plot_verdict
-from logitsmatch.harness.reports.terminal import print_report
+from logitsmatch.harness.reports.terminal import print_report, report_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,9 +36,15 @@ def write_reports(
     console: Console | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ReportFiles:
-    """Print the terminal report and write junit.xml, summary.md and plots/<target>.png."""
+    """Print the terminal report and write junit.xml, summary.md and plots/<target>.png.
+
+    The plots of an earlier report in ``out_dir`` go first: a passing run must not leave the
+    last failure's plot beside a summary that says it passed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (out_dir / "plots").glob("*.png"):
+        stale.unlink()
+    console = console or report_console()
     print_report(outcomes, console)
     markdown = render_markdown(outcomes)
     md_path = out_dir / "summary.md"
@@ -47,7 +54,8 @@ def write_reports(
         if o.ok or o.verdict is None:
             continue
         try:
-            plot = plot_verdict(o.verdict, out_dir / "plots" / f"{o.id}.png")
+            reproduce = repro_command(o.case, o.platform, o.source)
+            plot = plot_verdict(o.verdict, out_dir / "plots" / f"{o.id}.png", reproduce)
         except ImportError:
             notes.append("no plots: matplotlib is not installed (pip install 'logitsmatch[plot]')")
             break

@@ -64,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, help="where the combined reports go")
     add_deadline_flag(p)
     p.add_argument(
+        "--golden",
+        type=Path,
+        metavar="PATH",
+        help="compare the one case named with this output JSON instead of its golden",
+    )
+    p.add_argument(
         "--allow-empty",
         action="store_true",
         help="exit 0 even when every target was skipped (CI never passes this)",
@@ -83,6 +89,9 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
     args.all = args.all or (args.all_if_none and not args.cases)
     if bool(args.cases) == args.all:
         print("logitsmatch check: give case names or --all (not both)", file=sys.stderr)
+        return 2
+    if args.golden is not None and (args.all or len(args.cases) != 1):
+        print("logitsmatch check: --golden goes with exactly one case", file=sys.stderr)
         return 2
     try:
         specs = [str(p) for p in case_paths(args.cases_dir)] if args.all else args.cases
@@ -109,7 +118,7 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    outcomes = [_one(case, platform, machine, args.runs_root) for case in cases]
+    outcomes = [_one(case, platform, machine, args.runs_root, args.golden) for case in cases]
     report_dir = args.report_dir or _default_report_dir(outcomes, platform, args.runs_root)
     files = write_reports(outcomes, report_dir, console=report_console())
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
@@ -149,10 +158,12 @@ def _dry_run(cases: list[Case], platform: str, machine: Machine, *, bad: bool) -
     return 2 if bad else 0
 
 
-def _one(case: Case, platform: str, machine: Machine, runs_root: Path) -> TargetOutcome:
+def _one(
+    case: Case, platform: str, machine: Machine, runs_root: Path, golden: Path | None
+) -> TargetOutcome:
     if platform not in case.platforms:
         return unlisted_outcome(case, platform)
-    result = run_target(CaseTarget(case, platform), machine, runs_root=runs_root)
+    result = run_target(CaseTarget(case, platform, golden), machine, runs_root=runs_root)
     outcome = result.outcome
     where = f" (run folder {result.run_dir})" if result.run_dir else ""
     first = f" {outcome.reason.splitlines()[0]}" if outcome.reason else ""

@@ -65,6 +65,13 @@ def run_target(
     echo: Callable[[str], None] = echo_stderr,
 ) -> TargetRun:
     """Run and compare ``target`` on this ``machine``; never raises for a case or engine fault."""
+    run = _run_target(target, machine, runs_root, echo)
+    return replace(run, outcome=replace(run.outcome, source=str(target.case.source)))
+
+
+def _run_target(
+    target: CaseTarget, machine: Machine, runs_root: Path, echo: Callable[[str], None]
+) -> TargetRun:
     start = time.monotonic()
     case = target.case
     why = skip_reason(target, machine)
@@ -100,7 +107,7 @@ def run_target(
     outcome = replace(outcome, notes=notes)
     if outcome.status == OutcomeStatus.FAILED:
         outcome = replace(outcome, environment=_environment_changes(session, golden, machine))
-    outcome = replace(outcome, duration_s=time.monotonic() - start)
+    outcome = replace(outcome, duration_s=time.monotonic() - start, source=str(case.source))
     session.log(f"{target.id}: {outcome.status} in {outcome.duration_s:.1f} s", echo=False)
     quiet = Console(file=io.StringIO(), width=120)
     write_reports([outcome], session.run_dir, console=quiet, environ={})

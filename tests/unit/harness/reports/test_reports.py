@@ -1,6 +1,7 @@
 """Reports: JUnit XML counts, markdown with the commands, step summary, plots, terminal."""
 
 import copy
+import io
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -157,3 +158,13 @@ def test_write_reports_writes_every_file_and_prints_worst_positions(tmp_path, ou
     assert "mixed@cpu: worst positions (abs tolerance 0.001)" in text
     assert "logprob[3] (generated token 1)" in text
     assert 'reproduce: nox -s "logitsmatch-mixed@cpu"' in text
+
+
+def test_a_passing_report_leaves_no_plot_of_an_earlier_failure(tmp_path, outcomes):
+    out = tmp_path / "out"
+    quiet = Console(file=io.StringIO())
+    assert [p.name for p in write_reports(outcomes, out, console=quiet).plots] == ["mixed@cpu.png"]
+    passed = [outcome_from_verdict(compare(GOLDEN, GOLDEN, case="mixed", platform="cpu"))]
+    assert write_reports(passed, out, console=quiet).plots == ()
+    assert list((out / "plots").glob("*")) == []
+    assert (out / "summary.md").read_text().startswith("## logitsmatch: 1 passed")

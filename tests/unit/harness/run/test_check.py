@@ -140,3 +140,15 @@ def test_deadline_flag_replaces_the_case_deadline(project, capsys):
         check_main(["slow", "--deadline-s", "0"], machine=CPU)
     assert bad.value.code == 2
     assert "--deadline-s: expected a positive number of seconds, got 0" in capsys.readouterr().err
+
+
+def test_golden_flag_compares_one_case_with_the_given_file(project, capsys):
+    other = json.loads(json.dumps(GOLDEN))
+    other["0"]["generated_tokens"] = [9]
+    path = project / "elsewhere.json"
+    path.write_text(json.dumps(other))
+    assert check_main(["good", "--golden", str(path)], machine=CPU) == 1
+    assert "generated_tokens: differ at index 0: golden 9 vs current 5" in capsys.readouterr().err
+    assert check_main(["good", "--golden", str(project / "golden/cpu/good.json")], machine=CPU) == 0
+    assert check_main(["good", "bad", "--golden", str(path)], machine=CPU) == 2
+    assert "--golden goes with exactly one case" in capsys.readouterr().err
