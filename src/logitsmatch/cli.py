@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"logitsmatch {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # why: Ctrl-C is an answer, not a crash: no traceback
+        print(f"logitsmatch {argv[0]}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _generate(argv: list[str]) -> int:

@@ -40,6 +40,8 @@ from logitsmatch.harness.run.session import add_deadline_flag
 from logitsmatch.harness.run.skips import unlisted_outcome
 from logitsmatch.harness.run.target import run_target
 
+INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -118,10 +120,28 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    outcomes = [_one(case, platform, machine, args.runs_root, args.golden) for case in cases]
-    report_dir = args.report_dir or _default_report_dir(outcomes, platform, args.runs_root)
+    outcomes: list[TargetOutcome] = []
+    interrupted = False
+    try:
+        for case in cases:
+            outcomes.append(_one(case, platform, machine, args.runs_root, args.golden))
+    except KeyboardInterrupt:  # why: the running engine's group is already killed (command.py)
+        interrupted = True
+    if interrupted and not outcomes:
+        print("logitsmatch check: interrupted before any target finished", file=sys.stderr)
+        return INTERRUPTED
+    report_dir = args.report_dir or _default_report_dir(
+        outcomes, platform, args.runs_root, len(cases)
+    )
     files = write_reports(outcomes, report_dir, console=report_console())
     print(f"logitsmatch check: reports in {files.markdown.parent}", file=sys.stderr)
+    if interrupted:
+        print(
+            f"logitsmatch check: interrupted: the report has the {len(outcomes)} of "
+            f"{len(cases)} targets that finished",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     if invalid:
         return 2
     if not any(o.status is not OutcomeStatus.SKIPPED for o in outcomes) and not args.allow_empty:
@@ -171,7 +191,10 @@ def _one(
     return outcome
 
 
-def _default_report_dir(outcomes: list[TargetOutcome], platform: str, runs_root: Path) -> Path:
-    if len(outcomes) == 1:
+def _default_report_dir(
+    outcomes: list[TargetOutcome], platform: str, runs_root: Path, asked: int
+) -> Path:
+    """One target asked for: its parent folder (what CI collects); else a new all@ folder."""
+    if asked == 1 and len(outcomes) == 1:
         return target_parent(outcomes[0].id, runs_root=runs_root)
     return new_run_folder(target_parent(f"all@{platform}", runs_root=runs_root))

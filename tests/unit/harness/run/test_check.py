@@ -2,7 +2,10 @@
 
 import json
 import shlex
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -152,3 +155,39 @@ def test_golden_flag_compares_one_case_with_the_given_file(project, capsys):
     assert check_main(["good", "--golden", str(project / "golden/cpu/good.json")], machine=CPU) == 0
     assert check_main(["good", "bad", "--golden", str(path)], machine=CPU) == 2
     assert "--golden goes with exactly one case" in capsys.readouterr().err
+
+
+def test_ctrl_c_reports_what_finished_and_exits_130(project):
+    sleeper = shlex.join([sys.executable, "-c", "import time; time.sleep(60)"]) + " {output_path}"
+    (project / "cases" / "slow.yaml").write_text(
+        f"ENGINE: {json.dumps(sleeper)}\nDRIVER: in-process\nPROMPTS: [hello]\n"
+        "PLATFORMS:\n  cpu: {expected: pass}\n"
+    )
+    (project / "golden" / "cpu" / "slow.json").write_text(json.dumps(GOLDEN))
+    check = subprocess.Popen(
+        [sys.executable, "-m", "logitsmatch.cli", "check", "good", "slow", "--platform", "cpu"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((project / "runs").glob("slow@cpu/*/repeat-1/engine.log")):
+        assert time.monotonic() < deadline and check.poll() is None
+        time.sleep(0.1)
+    time.sleep(0.5)
+    check.send_signal(signal.SIGINT)
+    _, err = check.communicate(timeout=60)
+    assert check.returncode == 130, err
+    assert "interrupted: the report has the 1 of 2 targets that finished" in err
+    assert "Traceback" not in err
+    (summary,) = (project / "runs" / "all@cpu").glob("*/summary.md")
+    assert summary.read_text().startswith("## logitsmatch: 1 passed")
+    assert not _sleepers(), "the interrupted engine outlived check"
+
+
+def _sleepers() -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [
+        line for line in ps.stdout.splitlines() if "time.sleep(60)" in line and "ps -eo" not in line
+    ]
