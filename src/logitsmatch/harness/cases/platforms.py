@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BACKENDS = ("gloo", "nccl")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -134,6 +134,9 @@ PLATFORMS: dict[str, Platform] = {
     )
 }
 TABLE = "PLATFORMS in src/logitsmatch/harness/cases/platforms.py"
+# The scratch platform: this machine as it is, with goldens of its own (golden/local/, ignored
+# by git), for exploring without touching the shipped goldens. Any case runs on it.
+SCRATCH = "local"
 
 
 def platform_info(name: str) -> Platform | None:
@@ -141,14 +144,20 @@ def platform_info(name: str) -> Platform | None:
     return PLATFORMS.get(name)
 
 
-def known_platform(name: str) -> Platform:
-    """The table row of ``name``; a ValueError naming the nearest known platform otherwise
-    (a typo never means "skip everything")."""
-    row = PLATFORMS.get(name)
-    if row is None:
-        (nearest,) = difflib.get_close_matches(name, list(PLATFORMS), n=1, cutoff=0.0)
+def check_platform(name: str) -> None:
+    """A ValueError naming the nearest known platform unless ``name`` is one, or the scratch
+    platform (a typo never means "skip everything")."""
+    names = [*(p for p in PLATFORMS if p != SCRATCH), SCRATCH]
+    if name not in names:
+        (nearest,) = difflib.get_close_matches(name, names, n=1, cutoff=0.0)
         raise ValueError(
             f"--platform {name!r} is not a known platform; did you mean {nearest!r}? "
-            f"(known: {', '.join(PLATFORMS)}; the table is {TABLE})"
+            f"(known: {', '.join(names)}; the table is {TABLE})"
         )
-    return row
+
+
+def use_scratch(base: str) -> None:
+    """Make the scratch platform this process's ``base`` machine (its device, dtype and
+    devices) under the name ``local``. why a table row: every lookup of a target's hardware
+    then reads it as it reads any platform's."""
+    PLATFORMS[SCRATCH] = replace(PLATFORMS[base], name=SCRATCH)

@@ -164,6 +164,14 @@ class Case:
         if not self.platforms:
             raise CaseError(f"{self.source}: platforms: expected at least one platform")
 
+    def with_platform(self, platform: str) -> Case:
+        """This case also listing ``platform`` (the scratch platform: any case runs there),
+        expected to pass unless the builtin engine cannot run it."""
+        if platform in self.platforms:
+            return self
+        entry = (Expected.SKIP, "; ".join(self.blocked)) if self.blocked else (Expected.PASS, "")
+        return dataclasses.replace(self, platforms={**self.platforms, platform: entry})
+
     def with_deadline(self, seconds: float | None) -> Case:
         """This case with its whole-run deadline replaced (``None``: unchanged)."""
         if seconds is None:

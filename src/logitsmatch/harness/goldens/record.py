@@ -27,7 +27,7 @@ from logitsmatch.harness.cases import (
     Expected,
     find_case,
 )
-from logitsmatch.harness.cases.platforms import known_platform
+from logitsmatch.harness.cases.platforms import SCRATCH
 from logitsmatch.harness.goldens.audit import audit_output, repeat_disagreement
 from logitsmatch.harness.goldens.io import GoldenError, GoldenRefused, load_output, write_golden
 from logitsmatch.harness.goldens.provenance import collect_provenance, dirty_engine_files
@@ -41,6 +41,7 @@ from logitsmatch.harness.run import (
 )
 from logitsmatch.harness.run.command import EngineRun
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, target_parent
+from logitsmatch.harness.run.machine import resolve_platform
 from logitsmatch.record import OutputJSON
 
 
@@ -69,12 +70,11 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
         case = find_case(args.case, args.cases_dir).with_deadline(args.deadline_s)
     except CaseError as exc:
         return _fail(str(exc), 2)
-    machine = machine or detect_machine()
-    platform = machine.platform if args.platform == "auto" else args.platform
     try:
-        known_platform(platform)
+        platform, machine = resolve_platform(args.platform, machine or detect_machine())
     except ValueError as exc:
         return _fail(str(exc), 2)
+    case = case.with_platform(SCRATCH) if platform == SCRATCH else case
     if platform not in case.platforms:
         return _fail(
             f"{case.source}: PLATFORMS does not list {platform!r} (it lists "
@@ -86,7 +86,8 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
     if why is not None:
         return _fail(f"cannot record {target.id} here: {why}", 2)
     dirty = dirty_engine_files() if case.engine == "builtin" else []
-    if dirty and not args.allow_dirty:
+    # why not on the scratch platform: exploring uncommitted changes is what it is for
+    if dirty and not args.allow_dirty and platform != SCRATCH:
         return _fail(
             f"the engine's source has uncommitted changes ({', '.join(dirty[:6])}"
             f"{' ...' if len(dirty) > 6 else ''}): a golden must name the code it came from; "

@@ -29,13 +29,13 @@ from logitsmatch.harness.cases import (
     case_paths,
     find_case,
 )
-from logitsmatch.harness.cases.platforms import known_platform
+from logitsmatch.harness.cases.platforms import SCRATCH
 from logitsmatch.harness.cases.schema import name_clashes
 from logitsmatch.harness.reports import OutcomeStatus, TargetOutcome, write_reports
 from logitsmatch.harness.reports.terminal import report_console
 from logitsmatch.harness.run.dry_run import Plan, plan_target
 from logitsmatch.harness.run.folders import DEFAULT_RUNS_ROOT, new_run_folder, target_parent
-from logitsmatch.harness.run.machine import Machine, detect_machine
+from logitsmatch.harness.run.machine import Machine, detect_machine, resolve_platform
 from logitsmatch.harness.run.session import add_deadline_flag
 from logitsmatch.harness.run.skips import unlisted_outcome
 from logitsmatch.harness.run.target import run_target
@@ -104,13 +104,13 @@ def check_main(argv: list[str], machine: Machine | None = None) -> int:
     cases = [c.with_deadline(args.deadline_s) for c in cases]
     for message in invalid:
         print(f"logitsmatch check: error: {message}", file=sys.stderr)
-    machine = machine or detect_machine()
-    platform = machine.platform if args.platform == "auto" else args.platform
     try:
-        known_platform(platform)
+        platform, machine = resolve_platform(args.platform, machine or detect_machine())
     except ValueError as exc:
         print(f"logitsmatch check: error: {exc}", file=sys.stderr)
         return 2
+    if platform == SCRATCH:
+        cases = [c.with_platform(SCRATCH) for c in cases]
     print(f"logitsmatch check: this machine is {machine.describe()}", file=sys.stderr)
     if args.dry_run:
         return _dry_run(cases, platform, machine, bad=bool(invalid))

@@ -9,9 +9,9 @@ gets a name of its own (``nvidia_a100_sxm4_80gb_x8``) that no case lists.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from logitsmatch.harness.cases.platforms import PLATFORMS
+from logitsmatch.harness.cases.platforms import PLATFORMS, SCRATCH, check_platform, use_scratch
 from logitsmatch.harness.goldens.provenance import cpu_model
 
 
@@ -40,7 +40,9 @@ def platform_for(device_name: str | None, device_count: int) -> str:
     rows = [
         p
         for p in PLATFORMS.values()
-        if p.device == "cuda" and p.device_match.lower() in device_name.lower()
+        if p.device == "cuda"
+        and p.name != SCRATCH
+        and p.device_match.lower() in device_name.lower()
     ]
     fitting = [p for p in rows if p.devices <= device_count]
     if fitting:
@@ -63,3 +65,20 @@ def detect_machine() -> Machine:
     if not count:
         return Machine("cpu", cpu_model(), 0)
     return Machine(platform_for(name, count), name or "cuda", count)
+
+
+def resolve_platform(name: str, machine: Machine) -> tuple[str, Machine]:
+    """The platform a command works on (``auto``: this machine's; ``local``: this machine as
+    the scratch platform, whose goldens are golden/local/) and the machine as it then reads;
+    ValueError for a name the table does not know."""
+    name = machine.platform if name == "auto" else name
+    check_platform(name)
+    if name != SCRATCH:
+        return name, machine
+    if machine.platform not in PLATFORMS:
+        raise ValueError(
+            f"--platform {SCRATCH}: this machine ({machine.describe()}) is no row of the "
+            "platform table, so its device and dtype are unknown"
+        )
+    use_scratch(machine.platform)
+    return SCRATCH, replace(machine, platform=SCRATCH)

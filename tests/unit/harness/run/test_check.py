@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from logitsmatch.harness.cases.platforms import PLATFORMS, SCRATCH
+from logitsmatch.harness.goldens.record import record_main
 from logitsmatch.harness.run import Machine
 from logitsmatch.harness.run.check import check_main
 
@@ -191,3 +193,23 @@ def _sleepers() -> list[str]:
     return [
         line for line in ps.stdout.splitlines() if "time.sleep(60)" in line and "ps -eo" not in line
     ]
+
+
+@pytest.fixture
+def scratch_row():
+    yield
+    PLATFORMS.pop(SCRATCH, None)  # use_scratch registered this process's machine
+
+
+def test_the_scratch_platform_records_and_checks_without_touching_shipped_goldens(
+    project, capsys, scratch_row
+):
+    shipped = (project / "golden" / "cpu" / "good.json").read_text()
+    assert record_main(["good", "--platform", "local"], machine=CPU) == 0
+    assert (project / "golden" / "local" / "good.json").is_file()
+    assert check_main(["good", "--platform", "local"], machine=CPU) == 0
+    junit = (project / "runs" / "good@local" / "junit.xml").read_text()
+    assert 'tests="1" failures="0" errors="0" skipped="0"' in junit
+    assert (project / "golden" / "cpu" / "good.json").read_text() == shipped
+    assert check_main(["bad", "--platform", "local"], machine=CPU) == 1  # no local golden yet
+    assert "golden/local/bad.json" in capsys.readouterr().err
