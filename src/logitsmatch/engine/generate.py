@@ -67,13 +67,7 @@ def run_requests(
                 RequestRecord(str(index), input_prompt=_text(tokenizer, prompt), error=str(exc))
             )
 
-    progress = (
-        sys.stderr.isatty()
-        and not os.environ.get("CI")
-        and ctx.tp_rank == 0
-        and ctx.is_last_stage
-        and ctx.dp_rank == 0
-    )
+    progress = sys.stderr.isatty() and not os.environ.get("CI") and _reports(engine)
     generated = 0
     start = time.perf_counter()
     while queue or engine.has_unfinished():
@@ -159,6 +153,14 @@ def run_trials(
         records, count = run_requests(engine, args, prompts)
         elapsed.append(time.perf_counter() - start)
         generated.append(count)
+        if args.inference_repeat_n > 1 and _reports(engine):
+            # why: a long repeated run (the corpus' 3 trials of 128 requests) shows progress
+            print(
+                f"logitsmatch: trial {trial + 1} of {args.inference_repeat_n}: "
+                f"{count} tokens in {elapsed[-1]:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         first = first or records
         difference = first_difference(first, records) if trial else None
         if difference is not None:
@@ -171,6 +173,12 @@ def run_trials(
     return Trials(
         records, generated, elapsed, engine.lifetime_prefill_token_count, _peak_memory(engine)
     )
+
+
+def _reports(engine: LLMEngine) -> bool:
+    """Whether this rank prints run-wide lines: the first replica's last stage, TP rank 0."""
+    ctx = engine.ctx
+    return ctx.tp_rank == 0 and ctx.is_last_stage and ctx.dp_rank == 0
 
 
 def _peak_memory(engine: LLMEngine) -> int:
