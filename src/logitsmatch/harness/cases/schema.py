@@ -412,6 +412,16 @@ def _build(
         dp = _nproc_dp(source, f.positive_int(source, "NPROC", raw["NPROC"]), tp, pp, dp, engine)
     driver = f.driver(source, raw, name, required=not megatron)
     builtin = engine == "builtin"
+    if builtin and driver is Driver.ZMQ and "mem-max-allocated-bytes" in metrics:
+        # why: the coordinator's output, like Megatron-LM's coordinator script's, carries no
+        # peak memory; a listed metric that no run reports would never be checked
+        raise f.fail(
+            source,
+            "METRICS",
+            "no mem-max-allocated-bytes with DRIVER zmq (the ZMQ output reports no peak "
+            "memory; DRIVER in-process does)",
+            metrics,
+        )
     prompts = () if not args and megatron else f.prompts(source, raw, args)
     count = len(prompts) if isinstance(prompts, tuple) else None
     flags = sort_flags(source, args, RunShape(driver, count, megatron)) if builtin else FlagReport()

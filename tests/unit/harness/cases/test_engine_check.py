@@ -58,3 +58,14 @@ def test_a_value_the_engine_refuses_fails_at_load_naming_file_flag_and_value(
 
 def test_the_shipped_case_itself_loads():
     assert load_case(BASE).engine_args["--num-tokens-to-generate"] == 16
+
+
+def test_peak_memory_is_refused_where_the_zmq_output_cannot_report_it(tmp_path):
+    zmq = SHIPPED / "gpt_dynamic_inference_tp2_pp2_dp2_tiny_logitsmatch_zmq.yaml"
+    text = zmq.read_text()
+    listed = "METRICS: [generated_tokens, logprobs]"
+    assert listed in text
+    path = tmp_path / "zmq_memory.yaml"
+    path.write_text(text.replace(listed, "METRICS: [generated_tokens, mem-max-allocated-bytes]"))
+    with pytest.raises(CaseError, match="no mem-max-allocated-bytes with DRIVER zmq"):
+        load_case(path)
