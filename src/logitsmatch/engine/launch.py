@@ -1,6 +1,6 @@
 """Start a multi-rank job on this host with torchrun, and fail it fast and loudly.
 
-torchrun (``torch.distributed.run --standalone``) starts the ranks, watches them every 0.1 s and
+torchrun (``torch.distributed.run``, one node, rendezvous on 127.0.0.1) starts the ranks, watches them every 0.1 s and
 stops the rest when one fails. This wrapper adds what a CI job needs on top: a whole-run
 deadline, per-rank logs in a run folder, and, on failure, which rank died (with its tp/pp/dp
 coordinates), its exit code or signal, and the tail of its log. It kills the whole process
@@ -28,7 +28,13 @@ def torchrun_command(module: str, argv: list[str], nproc: int, log_dir: Path) ->
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        # why not --standalone: it publishes this host's name as the rendezvous address, and
+        # where the name does not resolve (a container without a network) the ranks wait
+        # forever; one node on loopback needs no name.
+        "--nnodes=1",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        "--local-addr=127.0.0.1",
         f"--nproc-per-node={nproc}",
         "--monitor-interval=0.1",
         "--max-restarts=0",
