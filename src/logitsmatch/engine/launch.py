@@ -1,10 +1,10 @@
 """Start a multi-rank job on this host with torchrun, and fail it fast and loudly.
 
-torchrun (``torch.distributed.run``, one node, rendezvous on 127.0.0.1) starts the ranks, watches them every 0.1 s and
-stops the rest when one fails. This wrapper adds what a CI job needs on top: a whole-run
-deadline, per-rank logs in a run folder, and, on failure, which rank died (with its tp/pp/dp
-coordinates), its exit code or signal, and the tail of its log. It kills the whole process
-group on the way out, so no rank outlives it.
+torchrun (``torch.distributed.run``, one node, rendezvous on 127.0.0.1) starts the ranks,
+watches them every 0.1 s and stops the rest when one fails. This wrapper adds what a CI job
+needs on top: a whole-run deadline, per-rank logs in a run folder, and, on failure, which
+rank died (with its tp/pp/dp coordinates), its exit code or signal, and the tail of its log.
+It kills the whole process group on the way out, so no rank outlives it.
 """
 
 from __future__ import annotations
