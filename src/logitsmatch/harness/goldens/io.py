@@ -95,11 +95,19 @@ def write_golden(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        # why: mkstemp makes the file 0600; a golden is a shared, committed file
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return diff_goldens(old, doc, path=str(path))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _previous(path: Path) -> dict[str, Any] | None:

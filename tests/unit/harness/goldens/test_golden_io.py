@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -162,6 +164,15 @@ def test_provenance_is_written(tmp_path):
     assert len(p["engine_commit"]) >= 7 and p["date"].endswith("+00:00")
     assert load_output(path)["0"] == RUN["0"]
     assert list(tmp_path.rglob(".case.json.*")) == []
+
+
+def test_a_golden_is_readable_by_all_as_the_umask_allows(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_golden(tmp_path / "g.json", RUN, {"platform": "cpu"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "g.json").stat().st_mode) == 0o644
 
 
 def test_no_change_re_record_gives_an_empty_diff(tmp_path):
