@@ -82,20 +82,31 @@ def run_engine(
             kill_group(proc)
     duration = time.monotonic() - start
     text = log_path.read_text(encoding="utf-8", errors="replace")
-    error = describe_failure(code, text, log_path, deadline_s)
+    error = describe_failure(code, text, log_path, deadline_s, duration)
     if error is None and not output_path.is_file():
         error = f"the engine exited 0 but wrote no output at {output_path}; log: {log_path}"
     return EngineRun(tuple(argv), output_path, log_path, code, duration, error)
 
 
 def describe_failure(
-    returncode: int | None, log_text: str, log_path: Path, deadline_s: float
+    returncode: int | None,
+    log_text: str,
+    log_path: Path,
+    deadline_s: float,
+    duration_s: float | None = None,
 ) -> str | None:
     """None for exit 0; else what failed (the first failing rank when the launcher named one),
-    where its log is, and the last lines of the engine's output."""
+    where its log is, and the last lines of the engine's output. ``duration_s``: how long it
+    ran, which tells a SIGKILL at the deadline from one by someone else."""
     if returncode == 0:
         return None
-    if returncode is None or returncode in (124, -signal.SIGKILL):
+    early = duration_s is not None and duration_s < deadline_s
+    if returncode == -signal.SIGKILL and early:
+        head = (
+            f"the engine was killed by SIGKILL after {duration_s:.1f} s, before the case's "
+            f"{deadline_s:.0f} s deadline (by another process, or the kernel out of memory)"
+        )
+    elif returncode is None or returncode in (124, -signal.SIGKILL):
         head = f"the engine passed the case's {deadline_s:.0f} s deadline and was killed"
     elif returncode < 0:
         head = f"the engine was killed by {signal.Signals(-returncode).name}"

@@ -94,3 +94,18 @@ def test_the_failing_rank_from_the_launcher_report_is_named(tmp_path):
     assert describe_failure(0, log, tmp_path / "engine.log", 900) is None
     timed_out = describe_failure(124, "killed", tmp_path / "engine.log", 900)
     assert timed_out.startswith("the engine passed the case's 900 s deadline")
+
+
+def test_a_sigkill_before_the_deadline_is_not_called_the_deadline(tmp_path):
+    code = "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGKILL)"
+    run = run_engine(
+        [sys.executable, "-c", code],
+        output_path=tmp_path / "o.json",
+        log_path=tmp_path / "e.log",
+        env=os.environ,
+        deadline_s=300,
+    )
+    assert run.returncode == -9
+    first = run.error.splitlines()[0]
+    assert first.startswith("the engine was killed by SIGKILL after 0.")
+    assert "before the case's 300 s deadline" in first and "passed" not in first
