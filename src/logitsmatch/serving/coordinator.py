@@ -256,9 +256,13 @@ class Coordinator:
             else:
                 assert msg.request_id is not None  # a route is only looked up for a request_id
                 self.registry.complete(msg.request_id)
+                # why: the engine names the id it was given; the client knows only its own
+                message = msg.message.replace(
+                    f"request {msg.request_id!r}", f"request {route.request_id!r}"
+                )
                 self._send(
                     route.client,
-                    Error(msg.code, f"replica {replica.name!r}: {msg.message}", route.request_id),
+                    Error(msg.code, f"replica {replica.name!r}: {message}", route.request_id),
                 )
         elif isinstance(msg, Forgotten):
             self.registry.forget_prefix(identity, msg.keys)

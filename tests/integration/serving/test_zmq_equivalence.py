@@ -31,6 +31,13 @@ def address(tmp_path_factory):
         start_worker(coordinator.address, name, "--model", "tiny", log_dir=logs)
         for name in ("r0", "r1")
     ]
+
+    async def both_registered() -> None:
+        async with Client(coordinator.address) as client:
+            await client.wait_for_replicas(2, 60)
+
+    # why: a test run alone (pytest -k) must not submit before the workers have registered
+    asyncio.run(both_registered())
     yield coordinator.address
     for service in (*workers, coordinator):
         service.stop(10)
@@ -82,7 +89,9 @@ def test_served_records_equal_the_in_process_engine(address, engine, count):
 def test_a_request_the_engine_rejects_fails_alone_naming_the_replica(address):
     async def go():
         async with Client(address) as client:
-            too_long = await client.add_request("x", replace(SAMPLING, num_tokens_to_generate=5000))
+            too_long = await client.add_request(
+                "x", replace(SAMPLING, num_tokens_to_generate=5000), request_id="mine-7"
+            )
             fine = await client.add_request("y", SAMPLING)
             with pytest.raises(RequestFailed) as info:
                 await too_long
@@ -91,4 +100,5 @@ def test_a_request_the_engine_rejects_fails_alone_naming_the_replica(address):
     error, record = asyncio.run(asyncio.wait_for(go(), 60))
     assert error.code == "rejected"
     assert "replica 'r" in error.message and "max sequence length" in error.message
+    assert "request 'mine-7'" in error.message  # the client's own id, not the engine-side one
     assert len(record["generated_tokens"]) == SAMPLING.num_tokens_to_generate
