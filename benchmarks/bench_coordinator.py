@@ -113,7 +113,13 @@ def main() -> None:
     direct_address = ready.get(timeout=30)
     logs = tempfile.TemporaryDirectory(prefix="bench-coordinator-")
     coordinator = start_coordinator(log_dir=logs.name)
-    worker = start_worker(coordinator.address, "r0", "--null-engine", log_dir=logs.name)
+    worker = start_worker(
+        coordinator.address,
+        "r0",
+        "--null-engine",
+        secrets=coordinator.secrets,
+        log_dir=logs.name,
+    )
     rows = []
     try:
         for clients in args.clients:

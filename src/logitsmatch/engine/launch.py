@@ -55,7 +55,10 @@ class RankJob:
         argv: list[str],
         layout: Layout,
         run_dir: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: added to this process's environment for the ranks (e.g. a secret, which
+        must not go on the command line)."""
         self.layout = layout
         self.folder = (
             Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="logitsmatch-run-"))
@@ -63,7 +66,9 @@ class RankJob:
         self.log_dir = self.folder / "rank-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = torchrun_command(module, argv, layout.world_size, self.log_dir)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout)))
+        env = dict(
+            os.environ, **(env or {}), PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout))
+        )
         with open(self.folder / "torchrun.log", "w") as agent_log:
             self.proc = subprocess.Popen(
                 command,

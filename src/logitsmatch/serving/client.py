@@ -77,7 +77,10 @@ class Client:
         coordinator_timeout_s: float = CLIENT_TIMEOUT_S,
         default_deadline_s: float | None = 600.0,
         limits: Limits = DEFAULT_LIMITS,
+        operator_secret: str | None = None,
     ) -> None:
+        """``operator_secret``: connect as the service's operator (``roles.py``), who may also
+        pause, unpause, stop and shut it down; without it, a plain client."""
         if not 0 < heartbeat_s < coordinator_timeout_s:
             raise ValueError(
                 f"Client: need 0 < heartbeat_s ({heartbeat_s}) < "
@@ -86,6 +89,7 @@ class Client:
         self.address, self.name, self.limits = address, name, limits
         self.heartbeat_s, self.timeout_s = heartbeat_s, coordinator_timeout_s
         self.default_deadline_s = default_deadline_s
+        self._operator_secret = operator_secret
         self._ctx = zmq.asyncio.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.SNDHWM, 0)
@@ -122,7 +126,9 @@ class Client:
         self._last_heard = time.monotonic()
         self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._watch())]
         try:
-            await self._roundtrip("connect", Connect("client", self.name), timeout_s)
+            role = "client" if self._operator_secret is None else "operator"
+            hello = Connect(role, self.name, secret=self._operator_secret)
+            await self._roundtrip("connect", hello, timeout_s)
         except TimeoutError:
             raise CoordinatorLost(
                 f"client {self.name!r}: no answer from the coordinator at "

@@ -5,7 +5,9 @@ submit goes to a replica chosen by the routing policy, under a fresh engine-side
 go back to the client that sent the request, under its own id. A replica that misses its
 heartbeat deadline, disconnects, or says bye is dropped, and each request it had in flight
 gets an error reply naming it. Nothing a peer sends can crash the loop: bad frames get an
-error reply (and a log line), and only connected clients may pause, stop or shut down.
+error reply (and a log line). Roles are bound to secrets (``roles.py``): only a peer that
+shows the engine secret is sent prompts, and only one that shows the operator secret may
+pause, stop or shut down.
 
 Run alone: ``python -m logitsmatch.serving.coordinator --port 0 --address-file F``.
 """
@@ -46,6 +48,7 @@ from logitsmatch.serving.protocol import (
     encode,
 )
 from logitsmatch.serving.registry import Registry, RegistryError, Route
+from logitsmatch.serving.roles import ENGINE_ENV, OPERATOR_ENV, ServiceSecrets
 from logitsmatch.serving.routing import POLICIES, make_policy
 from logitsmatch.serving.security import CurveServerKeys, secure_server
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
@@ -211,6 +214,14 @@ class Coordinator:
             else:
                 self._send(identity, Ack("connect", self.config.name))
             return
+        if not self.config.secrets.admits(msg.role, msg.secret):
+            # why no detail: a wrong secret and a missing one must look the same to a prober
+            log.warning("peer %s asked for role %r without its secret", identity.hex(), msg.role)
+            self._send(
+                identity,
+                Error("forbidden", f"the {msg.role} role needs this service's {msg.role} secret"),
+            )
+            return
         if msg.role == "engine":
             if self.stopped:
                 self._send(identity, Error("stopped", "the coordinator stopped its engines"))
@@ -222,7 +233,7 @@ class Coordinator:
                 return
             log.info("replica %r registered", msg.name)
         else:
-            self.registry.add_client(identity, msg.name)
+            self.registry.add_client(identity, msg.name, operator=msg.role == "operator")
         self._send(identity, Ack("connect", self.config.name))
         if msg.role == "engine" and self.paused:
             self._send(identity, Control("pause"))
@@ -283,7 +294,13 @@ class Coordinator:
             else:
                 self._send(route.replica, Abort(route.engine_id))
         elif isinstance(msg, Control):
-            self._on_control(identity, msg)
+            if self.registry.role(identity) == "operator":
+                self._on_control(identity, msg)
+            else:
+                self._send(
+                    identity,
+                    Error("forbidden", f"{msg.kind!r} needs the operator role (its secret)"),
+                )
         elif isinstance(msg, Status):
             replicas = tuple((r.name, len(r.requests)) for r in self.registry.engines.values())
             self._send(identity, Status(replicas, self.paused))
@@ -373,6 +390,15 @@ def write_address_file(path: str | Path, address: str) -> None:
     os.replace(tmp, path)
 
 
+def write_secrets_file(path: str | Path, secrets: ServiceSecrets) -> None:
+    """The secrets as environment lines, in a file only its owner can read (created so:
+    never world-readable, not even for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # why: O_CREAT's mode does not apply to a file that already existed
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{name}={value}\n" for name, value in secrets.env().items()))
+
+
 def _prefix_routing(args: argparse.Namespace) -> dict[str, Any]:
     """CoordinatorConfig's prefix routing settings from the flags (none without the flag)."""
     if not args.prefix_routing:
@@ -419,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kv-block-size", type=int, default=16, help="the engines' KV block size")
     p.add_argument("--max-requests", type=int, default=32, help="an engine's concurrent requests")
     p.add_argument("--routing-alpha", type=float, default=DEFAULT_ALPHA)
+    p.add_argument(
+        "--secrets-file",
+        help=f"write the engine and operator secrets here (mode 0600, as {ENGINE_ENV}=... "
+        f"lines); they come from {ENGINE_ENV} and {OPERATOR_ENV} when set, else fresh",
+    )
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if args.prefix_routing and not args.prefix_tokenizer:
@@ -434,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.curve_secret_cert
             else None
         )
+        secrets = ServiceSecrets.from_env(os.environ) or ServiceSecrets.generate()
+        if args.secrets_file:
+            write_secrets_file(args.secrets_file, secrets)
         config = CoordinatorConfig(
             args.host,
             args.port,
@@ -443,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             args.shutdown_grace_s,
             args.insecure,
             curve,
+            secrets=secrets,
             **_prefix_routing(args),
         )
         coordinator = Coordinator(config)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
 from logitsmatch.serving.prefix_routing import PrefixAffinity, PromptKeys
+from logitsmatch.serving.roles import ServiceSecrets
 from logitsmatch.serving.routing import POLICIES, Policy
 from logitsmatch.serving.security import CurveServerKeys, check_bind
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
@@ -19,7 +20,8 @@ class CoordinatorConfig:
     ``engine_timeout_s``: a replica silent this long is declared dead;
     ``shutdown_grace_s``: how long a shutdown waits for engines to hand back their requests;
     ``prefix`` and ``prompt_keys`` (both or neither): prefix-aware routing, and how a prompt's
-    block keys are computed (the engines' tokenizer and block size).
+    block keys are computed (the engines' tokenizer and block size); ``secrets``: what engines
+    and operators must show (fresh ones unless given: ``roles.py``).
     """
 
     host: str = "127.0.0.1"
@@ -34,6 +36,7 @@ class CoordinatorConfig:
     name: str = "coordinator"
     prefix: PrefixAffinity | None = None
     prompt_keys: PromptKeys | None = None
+    secrets: ServiceSecrets = field(default_factory=ServiceSecrets.generate)
 
     def __post_init__(self) -> None:
         if (self.prefix is None) != (self.prompt_keys is None):

@@ -44,6 +44,7 @@ async def drive(
     curve: CurveClientKeys | None = None,
     shutdown: bool = False,
     output_every_n: int = 1,
+    operator_secret: str | None = None,
 ) -> OutputJSON:
     """Run ``prompts`` through the coordinator at ``address``; returns the output-JSON dict.
 
@@ -51,7 +52,8 @@ async def drive(
     then one request each). Waits (within the deadline) for ``min_replicas`` replicas before
     submitting; with
     ``shutdown`` it then shuts the coordinator and its engines down. Raises DriverError naming
-    every request that failed. ``output_every_n``: see ``to_output_json``.
+    every request that failed. ``output_every_n``: see ``to_output_json``. ``shutdown`` needs
+    ``operator_secret``, the service's operator secret (``roles.py``).
     """
     k = incoming_requests_per_step
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -63,7 +65,9 @@ async def drive(
     if not prompts:
         raise ValueError("drive: no prompts")
     start = time.monotonic()
-    async with Client(address, name="driver", curve=curve) as client:
+    async with Client(
+        address, name="driver", curve=curve, operator_secret=operator_secret
+    ) as client:
         await client.wait_for_replicas(min_replicas, deadline_s)
         submitted = time.monotonic()
         futures = []

@@ -6,6 +6,7 @@ Service is stopped with SIGTERM, then SIGKILL if it has not exited within its de
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from logitsmatch.engine.launch import RankJob
 from logitsmatch.engine.layout import Layout
 from logitsmatch.process_group import die_with_parent
+from logitsmatch.serving.roles import ENGINE_ENV, ServiceSecrets
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    secrets: ServiceSecrets  # the service's engine and operator secrets
     address: str | None = None
 
     def log_tail(self, chars: int = 2000) -> str:
@@ -50,7 +53,15 @@ class Service:
         self.process.wait(10)
 
 
-def _spawn(name: str, module: str, args: list[str], log_dir: Path) -> Service:
+def _spawn(
+    name: str,
+    module: str,
+    args: list[str],
+    log_dir: Path,
+    secrets: ServiceSecrets,
+    env: dict[str, str],
+) -> Service:
+    """``env``: the secrets this child may know, in its environment (argv is world-readable)."""
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -58,15 +69,23 @@ def _spawn(name: str, module: str, args: list[str], log_dir: Path) -> Service:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
             preexec_fn=die_with_parent,
         )
-    return Service(name, process, log_path)
+    return Service(name, process, log_path, secrets=secrets)
 
 
 def start_coordinator(
-    *args: str, log_dir: str | Path | None = None, timeout_s: float = 30.0
+    *args: str,
+    log_dir: str | Path | None = None,
+    timeout_s: float = 30.0,
+    secrets: ServiceSecrets | None = None,
 ) -> Service:
-    """Start ``python -m logitsmatch.serving.coordinator`` and wait for its address."""
+    """Start ``python -m logitsmatch.serving.coordinator`` and wait for its address.
+
+    ``secrets``: the service's (fresh ones unless given); ``Service.secrets`` holds them for
+    the workers and the operator."""
+    secrets = secrets or ServiceSecrets.generate()
     folder = Path(log_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
     address_file = folder / "coordinator.address"
     address_file.unlink(missing_ok=True)
@@ -75,6 +94,8 @@ def start_coordinator(
         "logitsmatch.serving.coordinator",
         ["--address-file", str(address_file), *args],
         folder,
+        secrets,
+        secrets.env(),
     )
     deadline = time.monotonic() + timeout_s
     while not address_file.exists():
@@ -93,8 +114,15 @@ def start_coordinator(
     return service
 
 
-def start_worker(address: str, name: str, *args: str, log_dir: str | Path | None = None) -> Service:
-    """Start ``python -m logitsmatch.serving.worker`` for replica ``name`` (args: engine flags).
+def start_worker(
+    address: str,
+    name: str,
+    *args: str,
+    secrets: ServiceSecrets,
+    log_dir: str | Path | None = None,
+) -> Service:
+    """Start ``python -m logitsmatch.serving.worker`` for replica ``name`` (args: engine flags)
+    with the service's ``secrets`` (its coordinator's ``Service.secrets``).
 
     It registers on its own; use Client.wait_for_replicas to know when it is ready.
     """
@@ -104,6 +132,8 @@ def start_worker(address: str, name: str, *args: str, log_dir: str | Path | None
         "logitsmatch.serving.worker",
         ["--coordinator", address, "--name", name, *args],
         folder,
+        secrets,
+        {ENGINE_ENV: secrets.engine},  # why not the operator's: a worker is an engine
     )
 
 
@@ -111,7 +141,8 @@ def start_service(
     layout: Layout, argv: list[str], run_dir: str | Path | None, *coordinator_args: str
 ) -> tuple[Service, RankJob]:
     """A coordinator plus the engine ranks that serve it (torchrun running
-    ``logitsmatch.serving.rank_main``), all logging into one run folder.
+    ``logitsmatch.serving.rank_main``), all logging into one run folder, with fresh secrets
+    (``coordinator.secrets``: the operator's is what may stop the service).
 
     The ranks parse the model and parallel flags out of ``argv`` and ignore the rest.
     """
@@ -124,5 +155,7 @@ def start_service(
         ["--coordinator", coordinator.address, *argv],
         layout,
         folder,
+        # why not the operator's: a rank is an engine, nothing more
+        env={ENGINE_ENV: coordinator.secrets.engine},
     )
     return coordinator, job

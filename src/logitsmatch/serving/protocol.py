@@ -15,12 +15,13 @@ and bye to clients when it shuts down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgpack
 
 from logitsmatch.engine.request import SamplingParams
+from logitsmatch.serving import roles
 from logitsmatch.serving.errors import ProtocolError
 from logitsmatch.serving.fields import Body
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
@@ -28,7 +29,7 @@ from logitsmatch.serving.wire_record import record_from_wire
 from logitsmatch.serving.wire_sampling import sampling_from_wire, sampling_to_wire
 
 PROTOCOL_VERSION = 1
-ROLES = ("client", "engine")
+ROLES = ("client", "engine", "operator")  # engine and operator show a secret (roles.py)
 CONTROL_KINDS = ("pause", "unpause", "stop", "shutdown")
 MAX_FORGOTTEN_KEYS = 4096  # per frame: 4096 x 32-byte keys is 131 KB
 KEY_BYTES = 32  # a prefix-cache block key: a sha256 digest (engine/prefix_cache.py)
@@ -36,10 +37,13 @@ KEY_BYTES = 32  # a prefix-cache block key: a sha256 digest (engine/prefix_cache
 
 @dataclass(frozen=True)
 class Connect:
+    """``secret``: what proves the engine or operator role (``roles.ServiceSecrets``)."""
+
     KIND: ClassVar[str] = "connect"
     role: str
     name: str
     version: int = PROTOCOL_VERSION
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -210,12 +214,15 @@ def decode(frame: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
 
 
 def _connect(b: Body, lim: Limits) -> Connect:
-    b.only({"role", "name", "version"})
+    b.only({"role", "name", "version", "secret"})
     role = b.string("role", 16)
     if role not in ROLES:
         raise b.fail("role", role, f"expected one of {list(ROLES)}")
     return Connect(
-        role, b.string("name", lim.max_name_chars, nonempty=True), b.integer("version", 0, 1 << 31)
+        role,
+        b.string("name", lim.max_name_chars, nonempty=True),
+        b.integer("version", 0, 1 << 31),
+        b.string("secret", roles.MAX_CHARS, default=None),
     )
 
 

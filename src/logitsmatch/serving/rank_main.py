@@ -13,7 +13,7 @@ from logitsmatch.engine import build_engine, distributed
 from logitsmatch.engine.generate_args import add_model_flags, engine_options
 from logitsmatch.serving.errors import CoordinatorLost
 from logitsmatch.serving.flags import add_serving_flags
-from logitsmatch.serving.worker import EXIT_LOST, run_worker
+from logitsmatch.serving.worker import EXIT_LOST, engine_secret, run_worker
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             heartbeat_s=args.heartbeat_s,
             coordinator_timeout_s=args.coordinator_timeout_s,
             should_stop=lambda: bool(stop),
+            secret=engine_secret(),
         )
     except CoordinatorLost as exc:
         print(f"logitsmatch: {layout.describe(rank)}: {exc}", file=sys.stderr)

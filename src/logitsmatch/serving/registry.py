@@ -35,6 +35,7 @@ class ClientPeer:
     identity: bytes
     name: str
     requests: dict[str, str] = field(default_factory=dict)  # client id -> engine-side id
+    operator: bool = False  # showed the operator secret: may pause, stop, shut down
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,13 @@ class Registry:
         self._ids = itertools.count()
 
     def role(self, identity: bytes) -> str | None:
+        """engine, operator, client, or None (not connected)."""
         if identity in self.engines:
             return "engine"
-        return "client" if identity in self.clients else None
+        peer = self.clients.get(identity)
+        if peer is None:
+            return None
+        return "operator" if peer.operator else "client"
 
     def add_engine(self, identity: bytes, name: str, now: float) -> Replica:
         if any(r.name == name for r in self.engines.values()):
@@ -69,8 +74,8 @@ class Registry:
         replica = self.engines[identity] = Replica(identity, name, now)
         return replica
 
-    def add_client(self, identity: bytes, name: str) -> ClientPeer:
-        peer = self.clients[identity] = ClientPeer(identity, name)
+    def add_client(self, identity: bytes, name: str, operator: bool = False) -> ClientPeer:
+        peer = self.clients[identity] = ClientPeer(identity, name, operator=operator)
         return peer
 
     def loads(self) -> list[ReplicaLoad]:

@@ -1,7 +1,9 @@
 """``logitsmatch serve``: a coordinator plus engine ranks, serving until interrupted.
 
 Prints the coordinator's address; clients (``logitsmatch.serving.client.Client``) connect to
-it. SIGINT/SIGTERM shut the engines and the coordinator down cleanly; a dead rank ends the
+it. The service's secrets (``roles.py``) go to its ranks in their environment and to
+``<run dir>/secrets.env`` (mode 0600): the operator's is what may pause, stop or shut it
+down. SIGINT/SIGTERM shut the engines and the coordinator down cleanly; a dead rank ends the
 service with that rank named.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from logitsmatch.engine import resolve_model
 from logitsmatch.engine.generate_args import add_model_flags, engine_options
@@ -37,10 +41,15 @@ def main(argv: list[str]) -> int:
     layout = options.layout
     resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     extra = ["--insecure"] if args.insecure else []
+    folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-serve-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    secrets_file = folder / "secrets.env"
     coordinator, job = start_service(
         layout,
         argv,
-        args.run_dir,
+        folder,
+        "--secrets-file",
+        str(secrets_file),
         "--host",
         args.host,
         "--port",
@@ -51,7 +60,8 @@ def main(argv: list[str]) -> int:
     )
     print(
         f"logitsmatch serve: coordinator at {coordinator.address} "
-        f"({layout.world_size} ranks, {layout.dp} replicas; logs in {job.folder})",
+        f"({layout.world_size} ranks, {layout.dp} replicas; logs in {job.folder}); the "
+        f"operator secret, which may pause or stop it, is in {secrets_file} (mode 0600)",
         flush=True,
     )
     stop: list[int] = []

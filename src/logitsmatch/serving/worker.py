@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from logitsmatch.engine.generate_args import add_model_flags
 from logitsmatch.serving.errors import CoordinatorLost
 from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
+from logitsmatch.serving.roles import ENGINE_ENV
 from logitsmatch.serving.security import CurveClientKeys
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 from logitsmatch.serving.worker_link import CoordinatorLink
@@ -56,12 +58,14 @@ def run_worker(
     limits: Limits = DEFAULT_LIMITS,
     curve: CurveClientKeys | None = None,
     should_stop: Callable[[], bool] | None = None,
+    secret: str | None = None,
 ) -> str:
     """Serve ``engine`` as replica ``replica_name`` until stopped; returns the reason.
 
     ``ctx``: the engine's ParallelContext for a multi-rank replica (None = one rank).
     ``should_stop``: polled by the entry rank each iteration (e.g. set by a signal handler);
-    when true the replica aborts its requests, says bye and returns "stop".
+    when true the replica aborts its requests, says bye and returns "stop". ``secret``: the
+    service's engine secret (``roles.py``), without which the coordinator refuses it.
     """
     lockstep = ctx is not None and len(ctx.replica_ranks) > 1
     entry = True
@@ -80,6 +84,7 @@ def run_worker(
             timeout_s=coordinator_timeout_s,
             limits=limits,
             curve=curve,
+            secret=secret,
         )
     state = ReplicaState(engine)
     said_bye = False
@@ -120,6 +125,11 @@ def run_worker(
     finally:
         if link is not None:
             link.close(bye=said_bye)
+
+
+def engine_secret() -> str | None:
+    """The service's engine secret, handed down in the environment (``roles.ENGINE_ENV``)."""
+    return os.environ.get(ENGINE_ENV)
 
 
 def _build_engine(args: argparse.Namespace) -> Any:
@@ -179,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             heartbeat_s=args.heartbeat_s,
             coordinator_timeout_s=args.coordinator_timeout_s,
             should_stop=lambda: bool(stop),
+            secret=engine_secret(),
         )
     except CoordinatorLost as e:
         print(f"worker {args.name}: {e}", file=sys.stderr)

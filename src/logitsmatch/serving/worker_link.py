@@ -52,12 +52,13 @@ class CoordinatorLink:
         timeout_s: float,
         limits: Limits,
         curve: CurveClientKeys | None = None,
+        secret: str | None = None,
     ) -> None:
         if not 0 < heartbeat_s < timeout_s:
             raise ValueError(
                 f"need 0 < heartbeat_s ({heartbeat_s}) < coordinator_timeout_s ({timeout_s})"
             )
-        self.address, self.replica = address, replica
+        self.address, self.replica, self.secret = address, replica, secret
         self.heartbeat_s, self.timeout_s, self.limits = heartbeat_s, timeout_s, limits
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -73,7 +74,7 @@ class CoordinatorLink:
 
     def register(self) -> None:
         """Say who we are; raises CoordinatorLost without an answer within the deadline."""
-        self._send(Connect("engine", self.replica))
+        self._send(Connect("engine", self.replica, secret=self.secret))
         if self.broken:
             raise CoordinatorLost(self.broken)
         deadline = time.monotonic() + self.timeout_s

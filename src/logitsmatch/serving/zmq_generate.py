@@ -137,6 +137,7 @@ def main(argv: list[str]) -> int:
             min_replicas=layout.dp,
             shutdown=True,
             output_every_n=args.output_every_n_results,
+            operator_secret=coordinator.secrets.operator,
         )
     except (DriverError, CoordinatorLost, TimeoutError, RuntimeError) as exc:
         print(f"logitsmatch generate --zmq: {exc}", file=sys.stderr)

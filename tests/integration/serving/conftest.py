@@ -17,12 +17,14 @@ from logitsmatch.serving.coordinator import Coordinator
 from logitsmatch.serving.coordinator_config import CoordinatorConfig
 from logitsmatch.serving.launch import Service, start_coordinator, start_worker
 from logitsmatch.serving.null_engine import NullEngine
+from logitsmatch.serving.roles import ServiceSecrets
 from logitsmatch.serving.worker import run_worker
 
 
 class Threads:
     def __init__(self) -> None:
         self.running: list[tuple[threading.Event, threading.Thread]] = []
+        self.secrets: dict[str, ServiceSecrets] = {}  # coordinator address -> its secrets
 
     def _start(self, target: Any) -> threading.Event:
         stop = threading.Event()
@@ -33,13 +35,21 @@ class Threads:
 
     def coordinator(self, **config: Any) -> Coordinator:
         coordinator = Coordinator(CoordinatorConfig(**config))
+        self.secrets[coordinator.address] = coordinator.config.secrets
         self._start(lambda stop: coordinator.serve(should_stop=stop.is_set))
         return coordinator
 
+    def operator(self, address: str) -> str:
+        """The operator secret of the coordinator at ``address`` (for pause, stop, shutdown)."""
+        return self.secrets[address].operator
+
     def worker(self, address: str, name: str, engine: Any = None, **kw: Any) -> dict[str, Any]:
-        """Returns a dict that gets "exit" (the reason) or "error" when the worker ends."""
+        """Returns a dict that gets "exit" (the reason) or "error" when the worker ends; it
+        shows the coordinator's engine secret unless ``secret`` says otherwise."""
         result: dict[str, Any] = {}
         engine = engine or NullEngine()
+        known = self.secrets.get(address)
+        kw.setdefault("secret", known.engine if known else None)
 
         def run(stop: threading.Event) -> None:
             try:
@@ -75,8 +85,13 @@ class Services:
         self.started.append(service)
         return service
 
+    def secrets(self, address: str) -> ServiceSecrets:
+        (found,) = [s.secrets for s in self.started if s.address == address]
+        return found
+
     def worker(self, address: str, name: str, *args: str) -> Service:
-        service = start_worker(address, name, *args, log_dir=self.log_dir)
+        secrets = self.secrets(address)
+        service = start_worker(address, name, *args, secrets=secrets, log_dir=self.log_dir)
         self.started.append(service)
         return service
 

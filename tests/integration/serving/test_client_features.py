@@ -26,8 +26,8 @@ def run(coro, timeout_s: float = 30):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
-async def connected(address: str) -> Client:
-    client = Client(address)
+async def connected(address: str, operator_secret: str | None = None) -> Client:
+    client = Client(address, operator_secret=operator_secret)
     await client.connect()
     await client.wait_for_replicas(1, 10)
     return client
@@ -59,7 +59,7 @@ def test_streaming_yields_every_token_once_then_the_record(stack):
 
 def test_pause_holds_requests_until_unpause(stack):
     async def go():
-        client = await connected(stack[0].address)
+        client = await connected(stack[0].address, stack[0].config.secrets.operator)
         await client.pause()
         assert (await client.status()).paused
         future = await client.add_request("held", SamplingParams(num_tokens_to_generate=2))
@@ -130,7 +130,7 @@ def test_stop_aborts_in_flight_and_refuses_new_requests(stack):
     coordinator, worker = stack
 
     async def go():
-        client = await connected(coordinator.address)
+        client = await connected(coordinator.address, coordinator.config.secrets.operator)
         future = await client.add_request("x", SamplingParams(num_tokens_to_generate=10**4))
         await asyncio.sleep(0.05)
         await client.stop()
@@ -171,9 +171,9 @@ def test_wrong_protocol_version_is_refused_at_connect(stack):
     sock.close()
 
 
-def test_only_clients_may_send_control_messages(stack):
+def test_an_engine_may_not_send_control_messages(stack):
     sock = raw_peer(stack[0].address)
-    sock.send(encode(Connect("engine", "impostor")))
+    sock.send(encode(Connect("engine", "impostor", secret=stack[0].config.secrets.engine)))
     assert answer(sock).of == "connect"
     sock.send(encode(Control("shutdown")))
     reply = answer(sock)

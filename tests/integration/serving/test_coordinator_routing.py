@@ -22,12 +22,12 @@ RECORD = {
 
 
 class RawEngine:
-    def __init__(self, address: str, name: str) -> None:
+    def __init__(self, address: str, name: str, secret: str) -> None:
         self.name = name
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(address)
-        self.sock.send(encode(Connect("engine", name)))
+        self.sock.send(encode(Connect("engine", name, secret=secret)))
         assert isinstance(self.next(5), Ack)
 
     def next(self, timeout_s: float):
@@ -48,7 +48,8 @@ def start(threads):
 
     def start(**config):
         coordinator = threads.coordinator(**config)
-        made.extend(RawEngine(coordinator.address, name) for name in ("r0", "r1"))
+        secret = coordinator.config.secrets.engine
+        made.extend(RawEngine(coordinator.address, name, secret) for name in ("r0", "r1"))
         return coordinator, made[0], made[1]
 
     yield start

@@ -11,8 +11,8 @@ from logitsmatch.serving.client import Client
 from logitsmatch.serving.errors import CoordinatorLost
 
 
-async def shutdown_with_requests_in_flight(address: str) -> list:
-    async with Client(address) as client:
+async def shutdown_with_requests_in_flight(address: str, operator_secret: str) -> list:
+    async with Client(address, operator_secret=operator_secret) as client:
         await client.wait_for_replicas(2, 30)
         started = [asyncio.Event() for _ in range(6)]  # why: shut down once each has a token
         futures = [
@@ -47,7 +47,9 @@ def test_client_shutdown_stops_engines_and_coordinator(services, leftovers):
     ]
     assert leftovers.listening(port)
     results = asyncio.run(
-        asyncio.wait_for(shutdown_with_requests_in_flight(coordinator.address), 30)
+        asyncio.wait_for(
+            shutdown_with_requests_in_flight(coordinator.address, coordinator.secrets.operator), 30
+        )
     )
     # in-flight requests come back aborted with what they had generated: none hangs
     assert [r["finish_reason"] for r in results] == ["aborted"] * 6

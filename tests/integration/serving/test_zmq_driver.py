@@ -65,6 +65,7 @@ def test_shutdown_after_the_run_ends_the_coordinator(threads):
         1,
         shutdown=True,
         deadline_s=30,
+        operator_secret=threads.operator(coordinator.address),
     )
     threads.running[0][1].join(10)
     assert not threads.running[0][1].is_alive()

@@ -28,7 +28,9 @@ def address(tmp_path_factory):
     logs = tmp_path_factory.mktemp("zmq-equivalence")
     coordinator = start_coordinator(log_dir=logs)
     workers = [
-        start_worker(coordinator.address, name, "--model", "tiny", log_dir=logs)
+        start_worker(
+            coordinator.address, name, "--model", "tiny", secrets=coordinator.secrets, log_dir=logs
+        )
         for name in ("r0", "r1")
     ]
 
