@@ -65,3 +65,47 @@ def test_serve_answers_then_exits_cleanly_on_sigint(tmp_path):
         if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
     ]
     assert listening == []
+
+
+def _listening_ports(processes: list[psutil.Process]) -> set[int]:
+    ports = set()
+    for p in processes:
+        try:
+            ports |= {c.laddr.port for c in p.net_connections("tcp") if c.status == "LISTEN"}
+        except psutil.NoSuchProcess:
+            continue
+    return ports
+
+
+def test_nothing_outlives_serve_killed_by_sigkill(tmp_path):
+    """Before: coordinator, torchrun and both ranks lived on under PID 1, ports open."""
+    command = [sys.executable, "-m", "logitsmatch.cli", "serve", "--model", "tiny"]
+    command += ["--tensor-model-parallel-size", "2", "--run-dir", str(tmp_path / "serve")]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "coordinator at tcp://127.0.0.1:" in proc.stdout.readline()
+        serve = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        while (
+            len([c for c in serve.children(recursive=True) if "rank_main" in " ".join(c.cmdline())])
+            < 2
+        ):
+            assert time.monotonic() < deadline, "the ranks did not start"
+            time.sleep(0.2)
+        tree = serve.children(recursive=True)
+        ports = _listening_ports(tree)
+        assert ports  # the coordinator's at least
+        proc.kill()
+        proc.wait(10)
+        gone_by = time.monotonic() + 10
+        while time.monotonic() < gone_by:
+            alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+            if not alive:
+                break
+            time.sleep(0.2)
+        assert alive == [], [p.cmdline()[:4] for p in alive]
+        listening = {c.laddr.port for c in psutil.net_connections("tcp") if c.status == "LISTEN"}
+        assert ports & listening == set()
+    finally:
+        for p in psutil.Process().children(recursive=True):
+            p.kill()
