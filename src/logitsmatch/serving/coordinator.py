@@ -50,7 +50,7 @@ from logitsmatch.serving.protocol import (
 from logitsmatch.serving.registry import Registry, RegistryError, Route
 from logitsmatch.serving.roles import ENGINE_ENV, OPERATOR_ENV, ServiceSecrets
 from logitsmatch.serving.routing import POLICIES, make_policy
-from logitsmatch.serving.security import CurveServerKeys, secure_server
+from logitsmatch.serving.security import CurveServerKeys, admit_engine_key, secure_server
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -461,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         curve = (
-            CurveServerKeys.from_files(args.curve_secret_cert, args.curve_authorized_dir)
+            admit_engine_key(
+                CurveServerKeys.from_files(args.curve_secret_cert, args.curve_authorized_dir),
+                os.environ,
+            )
             if args.curve_secret_cert
             else None
         )

@@ -19,6 +19,7 @@ from logitsmatch.engine.launch import RankJob
 from logitsmatch.engine.layout import Layout
 from logitsmatch.process_group import die_with_parent
 from logitsmatch.serving.roles import ENGINE_ENV, ServiceSecrets
+from logitsmatch.serving.security import engine_curve_env
 
 
 @dataclass
@@ -80,11 +81,13 @@ def start_coordinator(
     log_dir: str | Path | None = None,
     timeout_s: float = 30.0,
     secrets: ServiceSecrets | None = None,
+    env: dict[str, str] | None = None,
 ) -> Service:
     """Start ``python -m logitsmatch.serving.coordinator`` and wait for its address.
 
     ``secrets``: the service's (fresh ones unless given); ``Service.secrets`` holds them for
-    the workers and the operator."""
+    the workers and the operator. ``env``: more of its environment (e.g. the engines' CURVE
+    public key)."""
     secrets = secrets or ServiceSecrets.generate()
     folder = Path(log_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
     address_file = folder / "coordinator.address"
@@ -95,7 +98,7 @@ def start_coordinator(
         ["--address-file", str(address_file), *args],
         folder,
         secrets,
-        secrets.env(),
+        {**(env or {}), **secrets.env()},
     )
     deadline = time.monotonic() + timeout_s
     while not address_file.exists():
@@ -138,17 +141,28 @@ def start_worker(
 
 
 def start_service(
-    layout: Layout, argv: list[str], run_dir: str | Path | None, *coordinator_args: str
+    layout: Layout,
+    argv: list[str],
+    run_dir: str | Path | None,
+    *coordinator_args: str,
+    curve_server_public: bytes | None = None,
 ) -> tuple[Service, RankJob]:
     """A coordinator plus the engine ranks that serve it (torchrun running
     ``logitsmatch.serving.rank_main``), all logging into one run folder, with fresh secrets
     (``coordinator.secrets``: the operator's is what may stop the service).
 
     The ranks parse the model and parallel flags out of ``argv`` and ignore the rest.
+    ``curve_server_public``: the coordinator serves CURVE with this key (its
+    ``coordinator_args`` name the certificate); the ranks get a fresh engine keypair, which
+    the coordinator admits.
     """
     folder = Path(run_dir or tempfile.mkdtemp(prefix="logitsmatch-serving-"))
     folder.mkdir(parents=True, exist_ok=True)
-    coordinator = start_coordinator(*coordinator_args, log_dir=folder)
+    rank_curve: dict[str, str] = {}
+    coordinator_curve: dict[str, str] = {}
+    if curve_server_public is not None:
+        rank_curve, coordinator_curve = engine_curve_env(curve_server_public)
+    coordinator = start_coordinator(*coordinator_args, log_dir=folder, env=coordinator_curve)
     assert coordinator.address is not None
     job = RankJob(
         "logitsmatch.serving.rank_main",
@@ -156,6 +170,6 @@ def start_service(
         layout,
         folder,
         # why not the operator's: a rank is an engine, nothing more
-        env={ENGINE_ENV: coordinator.secrets.engine},
+        env={ENGINE_ENV: coordinator.secrets.engine, **rank_curve},
     )
     return coordinator, job

@@ -4,6 +4,7 @@ replica's worker loop against the coordinator (``python -m logitsmatch.serving.r
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -13,6 +14,7 @@ from logitsmatch.engine import build_engine, distributed
 from logitsmatch.engine.generate_args import add_model_flags, engine_options
 from logitsmatch.serving.errors import CoordinatorLost
 from logitsmatch.serving.flags import add_serving_flags
+from logitsmatch.serving.security import engine_curve_from_env
 from logitsmatch.serving.worker import EXIT_LOST, engine_secret, run_worker
 
 
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             coordinator_timeout_s=args.coordinator_timeout_s,
             should_stop=lambda: bool(stop),
             secret=engine_secret(),
+            curve=engine_curve_from_env(os.environ),
         )
     except CoordinatorLost as exc:
         print(f"logitsmatch: {layout.describe(rank)}: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,11 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 Z85_KEY_LEN = 40
+# How serve hands its ranks their CURVE keys, and the coordinator the engines' public key: in
+# the environment, as Z85 text (a secret key never goes on a command line).
+SERVER_PUBLIC_ENV = "LOGITSMATCH_CURVE_SERVER_PUBLIC"
+ENGINE_PUBLIC_ENV = "LOGITSMATCH_CURVE_ENGINE_PUBLIC"
+ENGINE_SECRET_ENV = "LOGITSMATCH_CURVE_ENGINE_SECRET"
 
 
 def _check_key(owner: str, field: str, key: bytes) -> None:
@@ -134,3 +140,35 @@ class _KeySet:
 
     def callback(self, domain: str, key: bytes) -> bool:
         return key in self.keys
+
+
+def engine_curve_env(server_public: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    """A fresh engine keypair for a service whose server key is ``server_public``: (what the
+    ranks get: the server key and the engine keypair; what the coordinator gets: the engine
+    public key, which it then admits beside the authorized clients)."""
+    keys = CurveClientKeys.generate(server_public)
+    ranks = {
+        SERVER_PUBLIC_ENV: server_public.decode(),
+        ENGINE_PUBLIC_ENV: keys.public.decode(),
+        ENGINE_SECRET_ENV: keys.secret.decode(),
+    }
+    return ranks, {ENGINE_PUBLIC_ENV: keys.public.decode()}
+
+
+def engine_curve_from_env(environ: Mapping[str, str]) -> CurveClientKeys | None:
+    """The engine's CURVE keys from ``engine_curve_env``'s entries (None when there are none)."""
+    if SERVER_PUBLIC_ENV not in environ:
+        return None
+    return CurveClientKeys(
+        environ[SERVER_PUBLIC_ENV].encode(),
+        environ[ENGINE_PUBLIC_ENV].encode(),
+        environ[ENGINE_SECRET_ENV].encode(),
+    )
+
+
+def admit_engine_key(keys: CurveServerKeys, environ: Mapping[str, str]) -> CurveServerKeys:
+    """``keys`` also admitting the engines' public key that ``environ`` names, if any."""
+    engine = environ.get(ENGINE_PUBLIC_ENV)
+    if engine is None or keys.authorized is None:
+        return keys
+    return CurveServerKeys(keys.public, keys.secret, keys.authorized | {engine.encode()})

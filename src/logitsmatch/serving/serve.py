@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import zmq.auth
+
 from logitsmatch.engine import resolve_model
 from logitsmatch.engine.generate_args import add_model_flags, engine_options
 from logitsmatch.serving.flags import add_serving_flags
@@ -31,6 +33,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback --host without CURVE keys"
     )
+    p.add_argument(
+        "--curve-secret-cert",
+        help="serve CURVE with this server secret certificate (zmq.auth); the ranks get an "
+        "engine keypair of their own",
+    )
+    p.add_argument(
+        "--curve-authorized-dir",
+        help="with --curve-secret-cert: admit only the clients whose public certificates are here",
+    )
     p.add_argument("--run-dir", default=None, help="coordinator and rank logs")
     return p
 
@@ -41,6 +52,14 @@ def main(argv: list[str]) -> int:
     layout = options.layout
     resolve_model(options)  # an unknown model or a bad layout fails before any rank starts
     extra = ["--insecure"] if args.insecure else []
+    server_public = None
+    if args.curve_secret_cert:
+        server_public, _ = zmq.auth.load_certificate(args.curve_secret_cert)
+        extra += ["--curve-secret-cert", args.curve_secret_cert]
+        if args.curve_authorized_dir:
+            extra += ["--curve-authorized-dir", args.curve_authorized_dir]
+    elif args.curve_authorized_dir:
+        raise ValueError("--curve-authorized-dir needs --curve-secret-cert")
     folder = Path(args.run_dir or tempfile.mkdtemp(prefix="logitsmatch-serve-"))
     folder.mkdir(parents=True, exist_ok=True)
     secrets_file = folder / "secrets.env"
@@ -57,6 +76,7 @@ def main(argv: list[str]) -> int:
         "--engine-timeout-s",
         str(args.coordinator_timeout_s),
         *extra,
+        curve_server_public=server_public,
     )
     print(
         f"logitsmatch serve: coordinator at {coordinator.address} "

@@ -37,7 +37,7 @@ from logitsmatch.serving.errors import CoordinatorLost
 from logitsmatch.serving.flags import add_serving_flags
 from logitsmatch.serving.limits import DEFAULT_LIMITS, Limits
 from logitsmatch.serving.roles import ENGINE_ENV
-from logitsmatch.serving.security import CurveClientKeys
+from logitsmatch.serving.security import CurveClientKeys, engine_curve_from_env
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 from logitsmatch.serving.worker_link import CoordinatorLink
 from logitsmatch.serving.worker_state import ReplicaState
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             coordinator_timeout_s=args.coordinator_timeout_s,
             should_stop=lambda: bool(stop),
             secret=engine_secret(),
+            curve=_curve(args) or engine_curve_from_env(os.environ),
         )
     except CoordinatorLost as e:
         print(f"worker {args.name}: {e}", file=sys.stderr)
