@@ -28,6 +28,7 @@ import zmq
 
 from logitsmatch.serving.coordinator_config import CoordinatorConfig
 from logitsmatch.serving.errors import ProtocolError
+from logitsmatch.serving.log_limit import RateLimitedLog
 from logitsmatch.serving.prefix_routing import DEFAULT_ALPHA, PREFIX_POLICIES, PrefixAffinity
 from logitsmatch.serving.protocol import (
     PROTOCOL_VERSION,
@@ -62,13 +63,17 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig | None = None) -> None:
         config = self.config = config or CoordinatorConfig()
-        self.registry = Registry(make_policy(config.policy), config.prefix)
+        self.registry = Registry(
+            make_policy(config.policy), config.prefix, config.limits.max_requests_per_client
+        )
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         # why: a send to a peer that is gone must fail (EHOSTUNREACH) so we notice it died,
         # and replies must never be dropped silently at a high-water mark.
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.sock.setsockopt(zmq.SNDHWM, 0)
+        # why a bound: a peer that never reads must not grow our queue without end; past it a
+        # send fails (EAGAIN, never a silent drop) and the peer is dropped as unreachable
+        self.sock.setsockopt(zmq.SNDHWM, config.limits.max_queued_per_peer)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_frame_bytes)
         self.auth = None
@@ -84,6 +89,7 @@ class Coordinator:
         self._finished = False
         self._unreachable: set[bytes] = set()
         self._next_ping = 0.0
+        self._bad_frames = RateLimitedLog(log)
 
     def _bind(self, host: str, port: int) -> str:
         if ":" in host:
@@ -143,6 +149,14 @@ class Coordinator:
         timeout = self.config.engine_timeout_s
         for identity in self.registry.expired(now, timeout):
             self._drop_engine(identity, f"sent nothing for {timeout} s (heartbeat deadline)")
+        for identity in self.registry.vanished(now, self.config.client_timeout_s):
+            log.info(
+                "client %s sent nothing for %s s; forgotten",
+                identity.hex(),
+                self.config.client_timeout_s,
+            )
+            self._drop_client(identity)
+        self._bad_frames.flush(now)
         self._reap_unreachable()
         if self._shutdown_at is not None and (not self.registry.engines or now > self._shutdown_at):
             for identity in list(self.registry.engines):
@@ -192,7 +206,7 @@ class Coordinator:
             self._on_client(identity, msg)
 
     def _refuse(self, identity: bytes, e: ProtocolError) -> None:
-        log.warning("coordinator: bad frame from peer %s: %s", identity.hex(), e)
+        self._bad_frames.note(f"coordinator: bad frame from peer {identity.hex()}: {e}")
         self._send(
             identity, Error("bad_frame", str(e)[: self.config.limits.max_text_chars], e.request_id)
         )
@@ -233,7 +247,9 @@ class Coordinator:
                 return
             log.info("replica %r registered", msg.name)
         else:
-            self.registry.add_client(identity, msg.name, operator=msg.role == "operator")
+            self.registry.add_client(
+                identity, msg.name, operator=msg.role == "operator", now=time.monotonic()
+            )
         self._send(identity, Ack("connect", self.config.name))
         if msg.role == "engine" and self.paused:
             self._send(identity, Control("pause"))

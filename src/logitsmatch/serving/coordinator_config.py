@@ -21,7 +21,8 @@ class CoordinatorConfig:
     ``shutdown_grace_s``: how long a shutdown waits for engines to hand back their requests;
     ``prefix`` and ``prompt_keys`` (both or neither): prefix-aware routing, and how a prompt's
     block keys are computed (the engines' tokenizer and block size); ``secrets``: what engines
-    and operators must show (fresh ones unless given: ``roles.py``).
+    and operators must show (fresh ones unless given: ``roles.py``); ``client_timeout_s``: a
+    client silent this long (it heartbeats while connected) is forgotten with its requests.
     """
 
     host: str = "127.0.0.1"
@@ -37,13 +38,14 @@ class CoordinatorConfig:
     prefix: PrefixAffinity | None = None
     prompt_keys: PromptKeys | None = None
     secrets: ServiceSecrets = field(default_factory=ServiceSecrets.generate)
+    client_timeout_s: float = PEER_TIMEOUT_S  # a client silent this long is forgotten
 
     def __post_init__(self) -> None:
         if (self.prefix is None) != (self.prompt_keys is None):
             raise ValueError("CoordinatorConfig: prefix routing needs both prefix and prompt_keys")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"CoordinatorConfig.port must be in [0, 65535], got {self.port!r}")
-        for name in ("heartbeat_s", "engine_timeout_s", "shutdown_grace_s"):
+        for name in ("heartbeat_s", "engine_timeout_s", "shutdown_grace_s", "client_timeout_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"CoordinatorConfig.{name} must be > 0, got {value!r}")

@@ -21,6 +21,10 @@ class Limits:
     max_name_chars: int = 64
     max_text_chars: int = 4096
     max_stop_strings: int = 16
+    # Per peer, so that no one peer can make the coordinator hold unbounded state:
+    max_requests_per_client: int = 4096  # in flight at once; a submit past it is refused
+    max_queued_per_peer: int = 100_000  # messages waiting for a peer that does not read; past
+    # it the peer counts as gone (ZMQ's send high-water mark)
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -36,6 +36,7 @@ class ClientPeer:
     name: str
     requests: dict[str, str] = field(default_factory=dict)  # client id -> engine-side id
     operator: bool = False  # showed the operator secret: may pause, stop, shut down
+    last_seen: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,15 @@ class Registry:
     """``prefix``: prefix-aware routing for requests whose prompt has block keys; the others
     (and every request when it is None) go by ``policy``."""
 
-    def __init__(self, policy: Policy, prefix: PrefixAffinity | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        prefix: PrefixAffinity | None = None,
+        max_requests_per_client: int | None = None,
+    ) -> None:
         self.policy = policy
         self.prefix = prefix
+        self.max_requests_per_client = max_requests_per_client
         self.engines: dict[bytes, Replica] = {}  # registration order = policy's index order
         self.clients: dict[bytes, ClientPeer] = {}
         self.routes: dict[str, Route] = {}
@@ -74,8 +81,10 @@ class Registry:
         replica = self.engines[identity] = Replica(identity, name, now)
         return replica
 
-    def add_client(self, identity: bytes, name: str, operator: bool = False) -> ClientPeer:
-        peer = self.clients[identity] = ClientPeer(identity, name, operator=operator)
+    def add_client(
+        self, identity: bytes, name: str, operator: bool = False, now: float = 0.0
+    ) -> ClientPeer:
+        peer = self.clients[identity] = ClientPeer(identity, name, operator=operator, last_seen=now)
         return peer
 
     def loads(self) -> list[ReplicaLoad]:
@@ -88,6 +97,12 @@ class Registry:
         if request_id in peer.requests:
             raise RegistryError(
                 "duplicate_id", f"request id {request_id!r} is already in flight from this client"
+            )
+        cap = self.max_requests_per_client
+        if cap is not None and len(peer.requests) >= cap:
+            raise RegistryError(
+                "too_many_requests",
+                f"this client already has {cap} requests in flight (the limit); wait for some",
             )
         if not self.engines:
             raise RegistryError("no_replica", "no engine replica is registered")
@@ -154,9 +169,15 @@ class Registry:
         return [r for r in (self.complete(e) for e in list(peer.requests.values())) if r]
 
     def seen(self, identity: bytes, now: float) -> None:
-        replica = self.engines.get(identity)
-        if replica is not None:
-            replica.last_seen = now
+        peer = self.engines.get(identity) or self.clients.get(identity)
+        if peer is not None:
+            peer.last_seen = now
 
     def expired(self, now: float, timeout_s: float) -> list[bytes]:
+        """The engines silent for longer than ``timeout_s``."""
         return [i for i, r in self.engines.items() if now - r.last_seen > timeout_s]
+
+    def vanished(self, now: float, timeout_s: float) -> list[bytes]:
+        """The clients silent for longer than ``timeout_s`` (a client heartbeats while it
+        waits; one that left without bye is forgotten, not kept forever)."""
+        return [i for i, c in self.clients.items() if now - c.last_seen > timeout_s]

@@ -72,3 +72,26 @@ def test_a_policy_returning_a_bad_index_is_an_error_reply_not_a_crash():
     reg.add_client(b"C", "c")
     with pytest.raises(RegistryError, match=r"routing policy returned 7"):
         reg.assign(b"C", "1")
+
+
+def test_a_client_past_its_cap_of_requests_in_flight_is_refused():
+    reg = Registry(RoundRobin(), max_requests_per_client=2)
+    reg.add_engine(b"e", "r0", 0.0)
+    reg.add_client(b"c", "greedy")
+    reg.add_client(b"d", "other")
+    first = reg.assign(b"c", "1")
+    reg.assign(b"c", "2")
+    with pytest.raises(RegistryError) as info:
+        reg.assign(b"c", "3")
+    assert info.value.code == "too_many_requests" and "2 requests in flight" in info.value.message
+    assert reg.assign(b"d", "1")  # the cap is per client
+    reg.complete(first.engine_id)
+    assert reg.assign(b"c", "3")
+
+
+def test_a_silent_client_vanishes_after_the_deadline_and_a_talking_one_does_not():
+    reg = Registry(RoundRobin())
+    reg.add_client(b"quiet", "q", now=0.0)
+    reg.add_client(b"chatty", "c", now=0.0)
+    reg.seen(b"chatty", 9.0)
+    assert reg.vanished(10.5, 10.0) == [b"quiet"]
