@@ -40,6 +40,11 @@ from logitsmatch.serving.worker_state import Event, Outcome
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024  # messages turned into events per iteration; the rest wait for the next one
+# why a byte budget too: applying an event tokenizes its prompt (about 0.5 s per MB here), and
+# nothing is sent while events are applied; 32 prompts of 1 MB in one iteration kept the
+# replica silent past its heartbeat deadline. So an iteration takes prompts up to this much
+# (always at least one) and the heartbeat goes out between iterations.
+PROMPT_BYTES_PER_ITERATION = 1 << 20
 
 
 class CoordinatorLink:
@@ -104,13 +109,16 @@ class CoordinatorLink:
     def collect(self, timeout_s: float) -> list[Event]:
         """Wait up to ``timeout_s`` for messages; return them as events (heartbeats handled)."""
         events: list[Event] = []
+        budget = PROMPT_BYTES_PER_ITERATION
         if self.sock.poll(int(timeout_s * 1000), zmq.POLLIN):
             for _ in range(MAX_BATCH):
-                if not self.sock.poll(0, zmq.POLLIN):
+                if budget <= 0 or not self.sock.poll(0, zmq.POLLIN):
                     break
                 msg = self._recv()
                 if msg is not None:
                     self._to_event(msg, events)
+                    if isinstance(msg, Submit):
+                        budget -= len(msg.prompt) * (1 if isinstance(msg.prompt, str) else 4)
         now = time.monotonic()
         if now - self.last_sent >= self.heartbeat_s:
             self._send(Heartbeat())

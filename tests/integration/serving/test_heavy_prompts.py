@@ -1,0 +1,56 @@
+"""Valid but heavy requests cannot take the service down.
+
+Before: 32 submits of a 1 MB prompt (inside the size limit) were tokenized in one worker
+iteration with no heartbeat, so the coordinator declared the replica dead and failed every
+request. Now an iteration takes at most about 1 MB of prompts and heartbeats go out between.
+Real LLMEngine (tiny model, real tokenizer), real sockets, a short heartbeat deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from logitsmatch.engine.build import build_engine
+from logitsmatch.engine.options import EngineOptions
+from logitsmatch.engine.request import SamplingParams
+from logitsmatch.serving.client import Client
+from logitsmatch.serving.errors import RequestFailed
+
+DEADLINE_S = 3.0  # the replica's heartbeat deadline; 16 prompts take ~8 s to tokenize here
+HEAVY = ("word " * 200_000)[:1_000_000]
+
+
+def test_heavy_prompts_from_one_client_do_not_silence_the_replica(threads):
+    coordinator = threads.coordinator(heartbeat_s=0.2, engine_timeout_s=DEADLINE_S)
+    engine = build_engine(EngineOptions(model="tiny", device="cpu"))
+    worker = threads.worker(
+        coordinator.address, "r0", engine, heartbeat_s=0.2, coordinator_timeout_s=DEADLINE_S
+    )
+
+    async def go():
+        async with (
+            Client(coordinator.address, name="heavy") as heavy,
+            Client(coordinator.address, name="light") as light,
+        ):
+            await light.wait_for_replicas(1, 10)
+            start = time.monotonic()
+            futures = [
+                await heavy.add_request(HEAVY, SamplingParams(num_tokens_to_generate=1))
+                for _ in range(16)
+            ]
+            short = await light.add_request("hello", SamplingParams(num_tokens_to_generate=2))
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            record = await short
+            waited = time.monotonic() - start
+            status = await light.status()
+        return outcomes, record, waited, status
+
+    outcomes, record, waited, status = asyncio.run(asyncio.wait_for(go(), 120))
+    # each heavy prompt is refused by the engine on its own merits, never by a dead replica
+    assert all(isinstance(o, RequestFailed) and o.code == "rejected" for o in outcomes), outcomes
+    assert all("max sequence length" in o.message for o in outcomes)
+    assert len(record["generated_tokens"]) == 2
+    assert waited < 60  # the bound: every heavy prompt ahead of it is tokenized first
+    assert [name for name, _ in status.replicas] == ["r0"]  # alive afterwards
+    assert "error" not in worker and "exit" not in worker
