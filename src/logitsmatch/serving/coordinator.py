@@ -445,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
     p.add_argument("--engine-timeout-s", type=float, default=PEER_TIMEOUT_S)
     p.add_argument("--shutdown-grace-s", type=float, default=5.0)
+    p.add_argument(
+        "--client-timeout-s",
+        type=float,
+        default=PEER_TIMEOUT_S,
+        help="forget a client silent this long (clients heartbeat while connected)",
+    )
     p.add_argument("--curve-secret-cert", help="CURVE server secret certificate (zmq.auth)")
     p.add_argument("--curve-authorized-dir", help="folder of admitted client public certificates")
     p.add_argument(
@@ -497,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             args.insecure,
             curve,
             secrets=secrets,
+            client_timeout_s=args.client_timeout_s,
             **_prefix_routing(args),
         )
         coordinator = Coordinator(config)
