@@ -17,16 +17,7 @@ def test_listing_needs_neither_torch_nor_the_engine(tmp_path):
         package = tmp_path / name
         package.mkdir()
         (package / "__init__.py").write_text(f"raise ImportError('{name} imported by nox -l')\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "nox", "-l", "--json", "-k", "logitsmatch or record"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = _nox("-l", "--json", "-k", "logitsmatch or record", cwd=ROOT, PYTHONPATH=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     sessions = {s["session"] for s in json.loads(proc.stdout)}
     expected = {
@@ -39,9 +30,11 @@ def test_listing_needs_neither_torch_nor_the_engine(tmp_path):
     assert all(s.startswith("logitsmatch") or s == "record" for s in sessions)
 
 
-def _nox(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _nox(*args: str, cwd: Path, **env_vars: str) -> subprocess.CompletedProcess:
+    """nox on this noxfile, with this interpreter's bin folder first on PATH."""
     bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    path = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    env = dict(os.environ, PATH=path, **env_vars)
     return subprocess.run(
         [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), *args],
         cwd=cwd,

@@ -37,15 +37,20 @@ def test_exit_0_without_output_is_an_error(tmp_path):
     assert run.error is not None and "wrote no output" in run.error
 
 
-def test_a_crash_says_the_exit_code_and_ends_with_the_log_tail(tmp_path):
-    code = "import sys; print('boom: bad things', file=sys.stderr); sys.exit(3)"
-    run = run_engine(
+def _python(code: str, tmp_path, deadline_s: float = 60):
+    """``python -c code`` as an engine run, its output and log in ``tmp_path``."""
+    return run_engine(
         [sys.executable, "-c", code],
         output_path=tmp_path / "o.json",
         log_path=tmp_path / "e.log",
         env=os.environ,
-        deadline_s=60,
+        deadline_s=deadline_s,
     )
+
+
+def test_a_crash_says_the_exit_code_and_ends_with_the_log_tail(tmp_path):
+    code = "import sys; print('boom: bad things', file=sys.stderr); sys.exit(3)"
+    run = _python(code, tmp_path)
     assert run.returncode == 3
     head, *tail = run.error.splitlines()
     assert head == f"the engine exited 3; engine log: {tmp_path / 'e.log'}"
@@ -98,13 +103,7 @@ def test_the_failing_rank_from_the_launcher_report_is_named(tmp_path):
 
 def test_a_sigkill_before_the_deadline_is_not_called_the_deadline(tmp_path):
     code = "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGKILL)"
-    run = run_engine(
-        [sys.executable, "-c", code],
-        output_path=tmp_path / "o.json",
-        log_path=tmp_path / "e.log",
-        env=os.environ,
-        deadline_s=300,
-    )
+    run = _python(code, tmp_path, deadline_s=300)
     assert run.returncode == -9
     first = run.error.splitlines()[0]
     assert first.startswith("the engine was killed by SIGKILL after 0.")
