@@ -22,6 +22,7 @@ from pathlib import Path
 
 from logitsmatch.harness.cases import (
     DEFAULT_CASES_DIR,
+    Case,
     CaseError,
     CaseTarget,
     Expected,
@@ -75,25 +76,11 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
     except ValueError as exc:
         return _fail(str(exc), 2)
     case = case.with_platform(SCRATCH) if platform == SCRATCH else case
-    if platform not in case.platforms:
-        return _fail(
-            f"{case.source}: PLATFORMS does not list {platform!r} (it lists "
-            f"{', '.join(case.platforms)}); add it before recording",
-            2,
-        )
-    target = CaseTarget(case, platform)
-    why = skip_reason(target, machine)
-    if why is not None:
-        return _fail(f"cannot record {target.id} here: {why}", 2)
     dirty = dirty_engine_files() if case.engine == "builtin" else []
-    # why not on the scratch platform: exploring uncommitted changes is what it is for
-    if dirty and not args.allow_dirty and platform != SCRATCH:
-        return _fail(
-            f"the engine's source has uncommitted changes ({', '.join(dirty[:6])}"
-            f"{' ...' if len(dirty) > 6 else ''}): a golden must name the code it came from; "
-            "commit them, or pass --allow-dirty (the provenance then lists them)",
-            2,
-        )
+    why = _cannot_record(case, platform, machine, dirty, args.allow_dirty)
+    if why is not None:
+        return _fail(why, 2)
+    target = CaseTarget(case, platform)
     try:
         session = EngineSession.start(target, target_parent(target.id, runs_root=args.runs_root))
         runs = [session.run_case(f"record-{i + 1}") for i in range(case.n_repeat)]
@@ -126,6 +113,29 @@ def record_main(argv: list[str], machine: Machine | None = None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _cannot_record(
+    case: Case, platform: str, machine: Machine, dirty: list[str], allow_dirty: bool
+) -> str | None:
+    """Why ``case`` must not be recorded for ``platform`` here, before anything runs."""
+    if platform not in case.platforms:
+        return (
+            f"{case.source}: PLATFORMS does not list {platform!r} (it lists "
+            f"{', '.join(case.platforms)}); add it before recording"
+        )
+    target = CaseTarget(case, platform)
+    why = skip_reason(target, machine)
+    if why is not None:
+        return f"cannot record {target.id} here: {why}"
+    # why not on the scratch platform: exploring uncommitted changes is what it is for
+    if dirty and not allow_dirty and platform != SCRATCH:
+        return (
+            f"the engine's source has uncommitted changes ({', '.join(dirty[:6])}"
+            f"{' ...' if len(dirty) > 6 else ''}): a golden must name the code it came from; "
+            "commit them, or pass --allow-dirty (the provenance then lists them)"
+        )
+    return None
 
 
 def _trusted_output(
