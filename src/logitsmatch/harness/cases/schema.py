@@ -294,8 +294,8 @@ def model_args_argv(model_args: Mapping[str, Any]) -> list[str]:
 def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
     """Load ``cases/<name>.yaml`` or a Megatron-LM case folder; raise CaseError when invalid.
 
-    ``golden_root`` defaults to ``golden/`` beside the folder that holds a case file, and to
-    ``golden/`` here (DEFAULT_GOLDEN_ROOT, where our goldens go) for a Megatron folder.
+    ``golden_root`` defaults to ``golden/`` beside the folder that holds a case file, and for
+    a Megatron folder to the checkout's ``golden/`` (its vendored corpus) or ``golden/`` here.
     """
     path = Path(path)
     folder = path if path.is_dir() else None
@@ -303,9 +303,21 @@ def load_case(path: str | Path, *, golden_root: Path | None = None) -> Case:
     name = folder.name if folder else path.stem
     raw = _read_yaml(source)
     goldens = _megatron_goldens(folder) if folder else {}
-    default_root = DEFAULT_GOLDEN_ROOT if folder else path.resolve().parent.parent / "golden"
+    default_root = (
+        _megatron_golden_root(folder) if folder else path.resolve().parent.parent / "golden"
+    )
     root = golden_root if golden_root is not None else default_root
     return _build(name, source, raw, goldens, root, megatron=folder is not None)
+
+
+def _megatron_golden_root(folder: Path) -> Path:
+    """Where a Megatron folder's goldens for our platforms go: the checkout's ``golden/`` for
+    a folder of its vendored corpus (``<checkout>/tests/data/megatron/<name>``, found from
+    any working directory), else ``golden/`` here."""
+    parent = folder.resolve().parent
+    if parent.parts[-3:] == ("tests", "data", "megatron"):
+        return parent.parents[2] / DEFAULT_GOLDEN_ROOT
+    return DEFAULT_GOLDEN_ROOT
 
 
 def load_all(cases_dir: str | Path, *, golden_root: Path | None = None) -> list[Case]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logitsmatch.harness.cases import CaseTarget, load_all
+from logitsmatch.harness.cases import CaseTarget, load_all, load_case
 
 ROOT = Path(__file__).parents[4]
 CORPUS = load_all(ROOT / "tests" / "data" / "megatron", golden_root=ROOT / "golden")
@@ -49,3 +49,11 @@ def test_each_folder_that_runs_has_a_cpu_golden_of_its_stand_in(case):
     assert golden["_provenance"]["model"] == case.binding.run_model
     assert case.binding.stand_in and "gpt-583m" in case.binding.run_model
     assert "+dirty" not in golden["_provenance"]["engine_commit"]
+
+
+def test_a_corpus_folder_finds_its_cpu_golden_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = ROOT / "tests" / "data" / "megatron" / RUNS[0].name
+    case = load_case(folder)
+    assert CaseTarget(case, "cpu").golden_path == ROOT / "golden" / "cpu" / f"{case.name}.json"
+    assert CaseTarget(case, "cpu").expected == "pass"  # recorded: not "no cpu golden yet"
