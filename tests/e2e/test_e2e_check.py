@@ -50,7 +50,8 @@ def test_a_weight_perturbed_by_1e_3_fails_the_right_case_at_the_first_diverging_
     assert f"FAILED {CASE}@cpu" in summary
     # The tiny model's first logprob beyond 1e-3 (deterministic: batch-invariant numerics).
     assert "request '0' logprobs: first beyond abs 0.001 at logprob[3] (prompt token 4)" in summary
-    assert f'reproduce: nox -s "logitsmatch-{CASE}@cpu"' in summary
+    # not a case of cases/, so no nox session names it: the line names its file
+    assert f"reproduce: logitsmatch check cases_1e-3/{CASE}.yaml --platform cpu" in summary
     junit = (report / "junit.xml").read_text()
     assert 'tests="2" failures="1" errors="0"' in junit
     assert (report / "plots" / f"{CASE}@cpu.png").is_file()

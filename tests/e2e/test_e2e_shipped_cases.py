@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from logitsmatch.engine import build_engine, generate
-from logitsmatch.engine.generate_args import engine_options
+from logitsmatch.engine.generate_args import engine_options, generate_parser
 from logitsmatch.engine.loader import resolve
 from logitsmatch.harness.cases import load_all
 from logitsmatch.harness.cases.schema import model_args_argv
@@ -27,7 +27,7 @@ def _feature(suffix: str):
 
 def _run_with_tiny(case):
     argv = model_args_argv({**case.engine_args, "--model": "tiny", "--termination-id": -1})
-    args = generate.parser().parse_args([*argv, "--prompts", *case.prompts, "--output-path", "x"])
+    args = generate_parser().parse_args([*argv, "--prompts", *case.prompts, "--output-path", "x"])
     engine = build_engine(engine_options(args))
     records, _ = generate.run_requests(engine, args, list(case.prompts))
     return engine, records
