@@ -11,7 +11,18 @@ STARTED = time.perf_counter()
 if "TORCHELASTIC_RUN_ID" in os.environ:
     # why here, first: a rank started by torchrun must die with its agent however the job
     # ends (SIGKILL of whatever launched it included), also while it still imports torch,
-    # which takes seconds; a rank orphaned before this line has PID 1 as parent and leaves.
+    # which takes seconds. A rank whose agent died before this line has been re-parented
+    # (to PID 1 or a subreaper, which is not torchrun) and leaves at once.
     die_with_parent()
-    if os.getppid() == 1:
+    try:
+        # engine/launch.py always starts `python -m torch.distributed.run`; other launchers
+        # (a user's torchrun) get the death signal alone
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as _parent:
+            _orphaned = (
+                os.environ.get("LOGITSMATCH_RANK_JOB") == "1"
+                and b"torch.distributed.run" not in _parent.read()
+            )
+    except OSError:
+        _orphaned = False  # no /proc (not Linux): the death signal is all there is
+    if _orphaned:
         os._exit(1)

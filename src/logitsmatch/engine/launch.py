@@ -67,7 +67,11 @@ class RankJob:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = torchrun_command(module, argv, layout.world_size, self.log_dir)
         env = dict(
-            os.environ, **(env or {}), PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(_threads(layout))
+            os.environ,
+            **(env or {}),
+            PYTHONUNBUFFERED="1",
+            OMP_NUM_THREADS=str(_threads(layout)),
+            LOGITSMATCH_RANK_JOB="1",  # its ranks check their parent is this torchrun
         )
         with open(self.folder / "torchrun.log", "w") as agent_log:
             self.proc = subprocess.Popen(
