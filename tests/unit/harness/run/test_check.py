@@ -172,6 +172,10 @@ def test_ctrl_c_reports_what_finished_and_exits_130(project):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # why: a job started in the background by a non-interactive shell (a CI runner's)
+        # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt; a terminal's
+        # Ctrl-C reaches a process whose SIGINT is the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not list((project / "runs").glob("slow@cpu/*/repeat-1/engine.log")):
