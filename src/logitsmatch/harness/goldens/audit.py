@@ -13,7 +13,7 @@ from typing import Any
 from logitsmatch.engine.generate_args import is_written
 from logitsmatch.harness.cases import Case
 from logitsmatch.harness.goldens.diff import diff_goldens
-from logitsmatch.harness.judge import compare
+from logitsmatch.harness.judge import Verdict, compare
 from logitsmatch.harness.reports.text import counted
 from logitsmatch.record import request_ids
 
@@ -26,7 +26,8 @@ _SHOWN = 5
 def expected_ids(case: Case, count: int) -> list[str]:
     """The request ids a run of ``count`` prompts must write: all of them, or with the
     builtin engine's ``--output-every-n-results`` n, every n-th and the last."""
-    every_n = int(case.engine_args.get("--output-every-n-results", 1)) if _builtin(case) else 1
+    builtin = case.engine == "builtin"
+    every_n = int(case.engine_args.get("--output-every-n-results", 1)) if builtin else 1
     return [str(i) for i in range(count) if is_written(i, count, every_n)]
 
 
@@ -49,9 +50,7 @@ def audit_output(case: Case, prompts: Sequence[str], output: Mapping[str, Any]) 
             return f"METRICS lists {metric}, which the run did not report"
     verdict = compare(output, output, case.tolerances, metrics=case.metrics, case=case.name)
     if not verdict.passed:
-        return "check would not pass it against itself: " + "; ".join(
-            f"{rid or 'run'}: {m.metric}: {m.message}" for rid, m in verdict.failures()[:_SHOWN]
-        )
+        return f"check would not pass it against itself: {_failures(verdict)}"
     return None
 
 
@@ -62,9 +61,7 @@ def repeat_disagreement(case: Case, first: Mapping[str, Any], other: Mapping[str
         diff = diff_goldens(first, other, path="the repeats")
         return "" if diff.empty else f"the case is DETERMINISTIC: {diff.format()}"
     verdict = compare(first, other, case.tolerances, metrics=case.metrics, case=case.name)
-    return "; ".join(
-        f"{rid or 'run'}: {m.metric}: {m.message}" for rid, m in verdict.failures()[:_SHOWN]
-    )
+    return _failures(verdict)
 
 
 def _request_problem(case: Case, rid: str, prompt: str, record: Mapping[str, Any]) -> str | None:
@@ -82,8 +79,11 @@ def _request_problem(case: Case, rid: str, prompt: str, record: Mapping[str, Any
     return None
 
 
-def _builtin(case: Case) -> bool:
-    return case.engine == "builtin"
+def _failures(verdict: Verdict) -> str:
+    """The verdict's first failures, ``request: metric: why`` each ("" when it passed)."""
+    return "; ".join(
+        f"{rid or 'run'}: {m.metric}: {m.message}" for rid, m in verdict.failures()[:_SHOWN]
+    )
 
 
 def _few(ids: Sequence[str]) -> str:
