@@ -17,12 +17,17 @@ import time
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """``preexec_fn`` for a child in a session of its own: on Linux the kernel SIGKILLs it when
     the process that started it dies, however that dies (SIGKILL included), so that no engine
-    outlives the harness that ran it. A no-op elsewhere."""
+    outlives the harness that ran it. A no-op elsewhere.
+
+    ``parent``: the starting process's pid. A child whose parent is already another process
+    died with it before the signal was armed (the race between fork and prctl) and exits."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

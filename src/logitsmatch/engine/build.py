@@ -22,7 +22,7 @@ def resolve_model(options: EngineOptions) -> ModelSpec:
 
 
 def build_engine(options: EngineOptions, spec: ModelSpec | None = None) -> LLMEngine:
-    """This process's engine: the whole model, or under torchrun this rank's shard of it.
+    """This process's engine: the whole model, or in a multi-rank job this rank's shard of it.
 
     ``spec``: an already resolved model (``resolve_model(options)``), to avoid resolving twice.
     """

@@ -1,13 +1,16 @@
-"""Join the torch.distributed job torchrun started and build this rank's ParallelContext."""
+"""Join the multi-rank job (engine/launch.py's, or a user's torchrun) and build this rank's
+ParallelContext."""
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
+from logitsmatch.engine.launch import RENDEZVOUS_ENV, RENDEZVOUS_TIMEOUT_ENV
 from logitsmatch.engine.layout import Layout
 from logitsmatch.engine.parallel_context import ParallelContext
 
@@ -18,26 +21,51 @@ def pick_device(requested: str | None) -> str:
     return requested or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def in_torchrun() -> bool:
+def in_rank_job() -> bool:
+    """Whether this process is one rank of a job (ours or torchrun's: both set these)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def rendezvous(path: str, rank: int, world: int, timeout_s: float) -> dist.FileStore:
+    """Meet the other ranks in the FileStore at ``path``; raise, naming the ranks that never
+    came, when they are not all there within ``timeout_s`` (a rank stuck before it could
+    join would otherwise hold the job until the case's own deadline)."""
+    store = dist.FileStore(path, world)
+    store.set(f"arrived/{rank}", "1")
+    waiting = [r for r in range(world)]
+    end = time.monotonic() + timeout_s
+    while waiting:
+        waiting = [r for r in waiting if not store.check([f"arrived/{r}"])]
+        if waiting and time.monotonic() >= end:
+            raise RuntimeError(
+                f"rendezvous failed: rank(s) {waiting} of {world} did not arrive within "
+                f"{timeout_s:.0f} s (rank {rank}; store {path})"
+            )
+        time.sleep(0.02)
+    return store
+
+
 def init(layout: Layout, num_layers: int, device: str, timeout_s: float) -> ParallelContext:
-    """Single process when ``layout.world_size == 1`` and not under torchrun; else join the job.
+    """Single process when ``layout.world_size == 1`` and not one rank of a job; else join it.
 
     Backend: NCCL on CUDA (one GPU per local rank), gloo on CPU.
     """
     timeout = timedelta(seconds=timeout_s)
-    if layout.world_size == 1 and not in_torchrun():
+    if layout.world_size == 1 and not in_rank_job():
         return ParallelContext(layer_start=0, layer_end=num_layers, timeout=timeout)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if world != layout.world_size:
-        raise RuntimeError(f"torchrun started {world} ranks, layout needs {layout.world_size}")
+        raise RuntimeError(f"the launcher started {world} ranks, layout needs {layout.world_size}")
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(
-        "nccl" if device == "cuda" else "gloo", rank=rank, world_size=world, timeout=timeout
-    )
+    backend = "nccl" if device == "cuda" else "gloo"
+    if RENDEZVOUS_ENV in os.environ:
+        store = rendezvous(
+            os.environ[RENDEZVOUS_ENV], rank, world, float(os.environ[RENDEZVOUS_TIMEOUT_ENV])
+        )
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+    else:  # a user's torchrun: its env:// rendezvous
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     tp_rank, pp_rank, dp_rank = layout.coords(rank)
     tp_group = replica_group = None
     # new_group is collective: every rank creates every group, in the same order.

@@ -1,8 +1,8 @@
 """``logitsmatch generate``: run prompts through the engine and write the output JSON.
 
-One process when the layout has one rank; otherwise this module is what torchrun starts on each
-rank (``python -m logitsmatch.engine.generate ...``). Requests go round-robin to the DP replicas;
-rank 0 gathers every replica's records and writes the file.
+One process when the layout has one rank; otherwise this module is what engine/launch.py starts on
+each rank (``python -m logitsmatch.engine.generate ...``). Requests go round-robin to the DP
+replicas; rank 0 gathers every replica's records and writes the file.
 
 With ``--inference-repeat-n N`` the same requests (fresh ones, the same seeds) run N times in
 the same engine, as Megatron-LM's dynamic-inference test does: the file holds the last trial's
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling_for(args, 0)  # bad sampling flags fail here, before any model or rank starts
     arrivals = arrivals_of(args, len(prompts))
     spec = resolve_model(options)
-    if layout.world_size > 1 and not distributed.in_torchrun():
+    if layout.world_size > 1 and not distributed.in_rank_job():
         from logitsmatch.engine.launch import launch_ranks
 
         return launch_ranks(

@@ -1,53 +1,46 @@
-"""Start a multi-rank job on this host with torchrun, and fail it fast and loudly.
+"""Start a multi-rank job on this host, and fail it fast and loudly.
 
-torchrun (``torch.distributed.run``, one node, rendezvous on 127.0.0.1) starts the ranks,
-watches them every 0.1 s and stops the rest when one fails. This wrapper adds what a CI job
-needs on top: a whole-run deadline, per-rank logs in a run folder, and, on failure, which
-rank died (with its tp/pp/dp coordinates), its exit code or signal, and the tail of its log.
-It kills the whole process group on the way out, so no rank outlives it.
+This process is the launcher: it starts the ``world_size`` ranks itself (``python -m module``,
+one process group, each with RANK / WORLD_SIZE / LOCAL_RANK and a rendezvous file), watches
+them every 0.1 s from a thread of its own and, when one fails, kills the rest. On failure it
+names the rank that died first (with its tp/pp/dp coordinates), its exit code or signal, and
+the tail of its log.
+
+why not torchrun: its agent's TCPStore listens on every interface (a loopback-only service
+must not), its rendezvous resolves the host's name (inside a container without a network the
+ranks waited out the case's deadline), and its agent is one more process to outlive a SIGKILL.
+One host needs none of that: the ranks meet in a FileStore in the run folder
+(``distributed.rendezvous``), gloo talks over loopback, and every rank gets the parent-death
+signal from this process, which is the one that watches it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
 from logitsmatch.engine.layout import Layout
 from logitsmatch.process_group import die_with_parent, kill_group
 
-_ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
-
-
-def torchrun_command(module: str, argv: list[str], nproc: int, log_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        # why not --standalone: it publishes this host's name as the rendezvous address, and
-        # where the name does not resolve (a container without a network) the ranks wait
-        # forever; one node on loopback needs no name.
-        "--nnodes=1",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=127.0.0.1:0",
-        "--local-addr=127.0.0.1",
-        f"--nproc-per-node={nproc}",
-        "--monitor-interval=0.1",
-        "--max-restarts=0",
-        f"--log-dir={log_dir}",
-        "--redirects=3",
-        "-m",
-        module,
-        *argv,
-    ]
+# The environment a rank reads (engine/distributed.py): the rendezvous file and its deadline.
+RENDEZVOUS_ENV = "LOGITSMATCH_RENDEZVOUS"
+RENDEZVOUS_TIMEOUT_ENV = "LOGITSMATCH_RENDEZVOUS_TIMEOUT_S"
+# A rank that has not reached the rendezvous by then fails the job (issue: under 2 minutes).
+RENDEZVOUS_TIMEOUT_S = 90.0
+_POLL_S = 0.1
 
 
 class RankJob:
-    """A running torchrun job; ``wait`` reaps it and reports a failure, ``stop`` kills it."""
+    """A running job of ``layout.world_size`` ranks; ``wait`` reaps it and reports a failure,
+    ``stop`` kills it. Rank ``r`` logs (stdout and stderr) to
+    ``<run_dir>/rank-logs/rank<r>.log``."""
 
     def __init__(
         self,
@@ -65,48 +58,119 @@ class RankJob:
         )
         self.log_dir = self.folder / "rank-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = torchrun_command(module, argv, layout.world_size, self.log_dir)
-        env = dict(
+        # why a fresh name: a FileStore left by an earlier run in the same folder would
+        # hand this job its stale keys
+        store = self.folder / f"rendezvous-{uuid.uuid4().hex[:12]}"
+        base = dict(
             os.environ,
             **(env or {}),
             PYTHONUNBUFFERED="1",
             OMP_NUM_THREADS=str(_threads(layout)),
-            LOGITSMATCH_RANK_JOB="1",  # its ranks check their parent is this torchrun
+            WORLD_SIZE=str(layout.world_size),
+            LOCAL_WORLD_SIZE=str(layout.world_size),
+            **{RENDEZVOUS_ENV: str(store)},
         )
-        with open(self.folder / "torchrun.log", "w") as agent_log:
-            self.proc = subprocess.Popen(
-                command,
-                stdout=agent_log,
+        base.setdefault(RENDEZVOUS_TIMEOUT_ENV, str(RENDEZVOUS_TIMEOUT_S))
+        # why: gloo otherwise binds the address the host's name resolves to, if any
+        base.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._failure: tuple[int, int] | None = None  # (rank, exit code) of the first to fail
+        self._lock = threading.Lock()
+        launcher = os.getpid()
+        for rank in range(layout.world_size):
+            self.procs.append(self._spawn(module, argv, rank, base, launcher))
+        self._watcher = threading.Thread(target=self._watch, name="rank-watcher", daemon=True)
+        self._watcher.start()
+
+    def _spawn(
+        self, module: str, argv: list[str], rank: int, base: dict[str, str], launcher: int
+    ) -> subprocess.Popen[bytes]:
+        group = self.procs[0].pid if self.procs else 0
+
+        def enter_group() -> None:
+            # One process group for the whole job (rank 0 leads it), away from the caller's,
+            # so that stop() ends every rank and nothing of the caller's. why not setsid: a
+            # process can only join a group of its own session.
+            os.setpgid(0, group)
+            die_with_parent(launcher)
+
+        env = dict(base, RANK=str(rank), LOCAL_RANK=str(rank))
+        with open(self.log_dir / f"rank{rank}.log", "wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, *argv],
+                stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=enter_group,
             )
 
+    def _watch(self) -> None:
+        while self._check() is None:
+            time.sleep(_POLL_S)
+
+    def _check(self) -> int | None:
+        """The job's status: None while every rank runs, 0 when all exited 0, else the first
+        failure's exit code (the rest are killed at once)."""
+        with self._lock:
+            if self._failure is not None:
+                return self._failure[1]
+            codes = [proc.poll() for proc in self.procs]
+            failed = [(rank, code) for rank, code in enumerate(codes) if code not in (None, 0)]
+            if failed:
+                # Of ranks seen dead in the same poll, one killed by a signal is the cause
+                # more often than one that exited on a broken connection to it.
+                self._failure = min(failed, key=lambda f: (f[1] >= 0, f[0]))
+            elif all(code == 0 for code in codes):
+                return 0
+            else:
+                return None
+        self.stop()
+        return self._failure[1]
+
     def poll(self) -> int | None:
-        return self.proc.poll()
+        return self._check()
 
     def wait(self, deadline_s: float) -> int:
         """Exit code of the job (124 past the deadline); prints which rank failed, if one did."""
+        end = time.monotonic() + deadline_s
         try:
-            code = self.proc.wait(timeout=deadline_s)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            print(
-                f"logitsmatch: {self.layout.world_size}-rank job passed its {deadline_s:.0f} s "
-                f"deadline and was killed; rank logs: {self.log_dir}",
-                file=sys.stderr,
-            )
-            return 124
+            while (code := self._check()) is None:
+                if time.monotonic() >= end:
+                    print(
+                        f"logitsmatch: {self.layout.world_size}-rank job passed its "
+                        f"{deadline_s:.0f} s deadline and was killed; rank logs: {self.log_dir}",
+                        file=sys.stderr,
+                    )
+                    return 124
+                time.sleep(_POLL_S)
         finally:
             self.stop()
         if code != 0:
-            print(failure_report(self.folder, self.layout), file=sys.stderr)
+            print(self.failure_report(), file=sys.stderr)
         return code
 
     def stop(self) -> None:
-        kill_group(self.proc)
+        """TERM, then KILL, the whole job's process group; reap every rank."""
+        kill_group(self.procs[0])
+        for proc in self.procs[1:]:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # why: it left the group (it cannot, but never hang on it)
+
+    def failure_report(self) -> str:
+        """Name the rank that failed first, its exit code or signal, and its log tail."""
+        if self._failure is None:
+            return f"logitsmatch: the {self.layout.world_size}-rank job did not fail"
+        rank, code = self._failure
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        log = self.log_dir / f"rank{rank}.log"
+        lines = [f"logitsmatch: {self.layout.describe(rank)} failed first ({how})."]
+        if log.exists():
+            lines.append(f"--- last lines of {log} ---")
+            lines.append(_tail(log.read_text(errors="replace"), 20))
+        return "\n".join(lines)
 
 
 def launch_ranks(
@@ -122,32 +186,6 @@ def launch_ranks(
 
 def _threads(layout: Layout) -> int:
     return max(1, (os.cpu_count() or 1) // layout.world_size)
-
-
-def failure_report(folder: Path, layout: Layout) -> str:
-    """Name the rank torchrun saw fail first, its exit code or signal, and its log tail."""
-    agent = (folder / "torchrun.log").read_text(errors="replace")
-    # torchrun lists every failed rank, then the first one under "Root Cause".
-    root = agent.rfind("Root Cause")
-    found = _ROOT_CAUSE.search(agent, max(root, 0))
-    if not found:
-        return f"logitsmatch: the {layout.world_size}-rank job failed; torchrun said:\n" + _tail(
-            agent, 30
-        )
-    rank, code = int(found.group(1)), int(found.group(2))
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    lines = [f"logitsmatch: {layout.describe(rank)} failed first ({how})."]
-    log = _rank_log(folder / "rank-logs", rank)
-    if log is not None:
-        lines.append(f"--- last lines of {log} ---")
-        lines.append(_tail(log.read_text(errors="replace"), 20))
-    return "\n".join(lines)
-
-
-def _rank_log(log_dir: Path, rank: int) -> Path | None:
-    # torchrun writes <log_dir>/<run id>/attempt_0/<local rank>/{stdout,stderr}.log
-    candidates = sorted(log_dir.glob(f"*/attempt_*/{rank}/stderr.log"))
-    return candidates[-1] if candidates else None
 
 
 def _tail(text: str, lines: int) -> str:

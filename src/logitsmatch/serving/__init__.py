@@ -4,9 +4,9 @@
     async with Client(address) as client:
         record = await (await client.add_request("Hello", SamplingParams()))
 
-``start_service`` starts a coordinator plus torchrun-launched ranks; ``run_worker`` serves an
-engine as one replica; ``run_driver`` is the Megatron-style driver (bursts of requests, the
-output JSON back). Names load lazily, so importing a submodule loads only what it needs.
+``start_service`` starts a coordinator plus the engine ranks (engine/launch.py); ``run_worker``
+serves an engine as one replica; ``run_driver`` is the Megatron-style driver (bursts of requests,
+the output JSON back). Names load lazily, so importing a submodule loads only what it needs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Start the coordinator, single-rank workers and torchrun-launched ranks, and reap them.
+"""Start the coordinator, single-rank workers and multi-rank engine jobs, and reap them.
 
 Each child logs to a file (never a pipe nobody reads, which could fill and block it). A
 Service is stopped with SIGTERM, then SIGKILL if it has not exited within its deadline.
@@ -147,7 +147,7 @@ def start_service(
     *coordinator_args: str,
     curve_server_public: bytes | None = None,
 ) -> tuple[Service, RankJob]:
-    """A coordinator plus the engine ranks that serve it (torchrun running
+    """A coordinator plus the engine ranks that serve it (engine/launch.py running
     ``logitsmatch.serving.rank_main``), all logging into one run folder, with fresh secrets
     (``coordinator.secrets``: the operator's is what may stop the service).
 

@@ -1,5 +1,5 @@
-"""What torchrun starts on each rank of a served model: build this rank's engine, then run the
-replica's worker loop against the coordinator (``python -m logitsmatch.serving.rank_main``)."""
+"""What engine/launch.py starts on each rank of a served model: build this rank's engine, then run
+the replica's worker loop against the coordinator (``python -m logitsmatch.serving.rank_main``)."""
 
 from __future__ import annotations
 

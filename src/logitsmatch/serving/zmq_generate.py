@@ -1,11 +1,11 @@
 """``logitsmatch generate --zmq``: the Megatron-style coordinator run.
 
-Starts a coordinator (loopback, a free port) and the engine ranks under torchrun, submits the
+Starts a coordinator (loopback, a free port) and the engine ranks (engine/launch.py), submits the
 prompts through the coordinator ``--incoming-requests-per-step`` at a time (32 by default), or
 each at its time with ``--incoming-requests-per-sec`` > 0 (request i of a burst
 generating ``num_tokens_to_generate + i`` tokens unless ``--no-stagger-lengths``), waits for all
 within the deadline, writes the output JSON (``--output-every-n-results`` of them), and shuts
-everything down. A dead rank fails the run with that rank named (from torchrun), never a hang.
+everything down. A dead rank fails the run with that rank named (by the launcher), never a hang.
 ``--inference-repeat-n`` above 1 is refused: the driver runs each request once (as Megatron-LM
 refuses it with its coordinator: served engines are not reset between trials).
 """

@@ -1,4 +1,5 @@
-"""Run `logitsmatch generate` as a user would: a real subprocess, real torchrun ranks (gloo)."""
+"""Run `logitsmatch generate` as a user would: a real subprocess, real gloo ranks
+(engine/launch.py)."""
 
 import json
 import subprocess

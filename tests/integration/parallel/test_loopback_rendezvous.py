@@ -2,7 +2,7 @@
 
 torchrun's ``--standalone`` published the host's name as the rendezvous address, so inside a
 container whose hostname does not resolve the ranks waited until the case's deadline (c10d:
-"gai error"). Real torchrun, real gloo ranks, in a UTS namespace with a name of its own.
+"gai error"). Real gloo ranks from our launcher, in a UTS namespace with a name of its own.
 """
 
 from __future__ import annotations

@@ -67,18 +67,19 @@ def test_serve_answers_then_exits_cleanly_on_sigint(tmp_path):
     assert listening == []
 
 
-def _listening_ports(processes: list[psutil.Process]) -> set[int]:
-    ports = set()
+def _listening(processes: list[psutil.Process]) -> set[tuple[str, int]]:
+    addresses = set()
     for p in processes:
         try:
-            ports |= {c.laddr.port for c in p.net_connections("tcp") if c.status == "LISTEN"}
+            addresses |= {tuple(c.laddr) for c in p.net_connections("tcp") if c.status == "LISTEN"}
         except psutil.NoSuchProcess:
             continue
-    return ports
+    return addresses
 
 
 def test_nothing_outlives_serve_killed_by_sigkill(tmp_path):
-    """Before: coordinator, torchrun and both ranks lived on under PID 1, ports open."""
+    """Before: coordinator, torchrun and both ranks lived on under PID 1, ports open (two of
+    torchrun's on every interface). Now no launcher agent is left, and every port is loopback."""
     command = [sys.executable, "-m", "logitsmatch.cli", "serve", "--model", "tiny"]
     command += ["--tensor-model-parallel-size", "2", "--run-dir", str(tmp_path / "serve")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -93,8 +94,10 @@ def test_nothing_outlives_serve_killed_by_sigkill(tmp_path):
             assert time.monotonic() < deadline, "the ranks did not start"
             time.sleep(0.2)
         tree = serve.children(recursive=True)
-        ports = _listening_ports(tree)
-        assert ports  # the coordinator's at least
+        addresses = _listening(tree)
+        assert len(addresses) >= 3  # the coordinator's and each gloo rank's
+        assert {ip for ip, _ in addresses} <= {"127.0.0.1", "::1"}, addresses
+        ports = {port for _, port in addresses}
         proc.kill()
         proc.wait(10)
         gone_by = time.monotonic() + 10

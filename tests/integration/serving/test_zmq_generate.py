@@ -1,4 +1,4 @@
-"""`logitsmatch generate --zmq` (coordinator + torchrun ranks) equals the in-process engine:
+"""`logitsmatch generate --zmq` (coordinator + engine ranks) equals the in-process engine:
 the same record fields with equal values, on every layout the shipped cases use."""
 
 import json

@@ -2,9 +2,10 @@
 
 The command writes the output JSON (README.md, "The engine": Output JSON; checked by
 ``logitsmatch.harness.goldens.schema``); its stdout and stderr go to ``engine.log`` in its
-folder. It runs in a session of its own, so that at the deadline its whole process group
-(torchrun and every rank) is killed and nothing outlives the run. When the builtin engine's
-launcher reports which rank failed first, that rank, its exit status and its log are named.
+folder. It runs in a session of its own, so that at the deadline its whole process group (the
+launcher; its ranks take the parent-death signal from it) is killed and nothing outlives the run.
+When the builtin engine's launcher reports which rank failed first, that rank, its exit status and
+its log are named.
 """
 
 from __future__ import annotations

@@ -87,13 +87,13 @@ def test_the_failing_rank_from_the_launcher_report_is_named(tmp_path):
     # The lines the builtin engine's launcher (engine/launch.py) prints when a rank dies.
     log = (
         "logitsmatch: rank 3 (tp=1 pp=1 dp=0) failed first (exit code 1).\n"
-        "--- last lines of /r/rank-logs/x/attempt_0/3/stderr.log ---\n"
+        "--- last lines of /r/rank-logs/rank3.log ---\n"
         "RuntimeError: shapes do not match\n"
     )
     error = describe_failure(1, log, tmp_path / "engine.log", 900)
     assert error.splitlines()[0] == (
         "the engine crashed: rank 3 (tp=1 pp=1 dp=0) failed first (exit code 1); "
-        f"rank log: /r/rank-logs/x/attempt_0/3/stderr.log; engine log: {tmp_path / 'engine.log'}"
+        f"rank log: /r/rank-logs/rank3.log; engine log: {tmp_path / 'engine.log'}"
     )
     assert error.splitlines()[-1] == "RuntimeError: shapes do not match"
     assert describe_failure(0, log, tmp_path / "engine.log", 900) is None
