@@ -13,6 +13,7 @@ when one of them changes, so that running sessions one after another never reins
     nox -s record -- CASE [--platform P]   run a case and write its golden
     nox -s megatron [-- FOLDER... | --ci]  Megatron-LM's corpus (tests/data/megatron/), as is
     nox -s "logitsmatch-FOLDER@PLATFORM"   one corpus folder on one platform (tag: megatron)
+    nox -s image [-- --gpu-standin ...]    build the cpu image, run the cpu matrix inside it
     nox -s tests / typecheck / lint / repro
 
 The per-target sessions are generated from cases/ when nox imports this file; listing them
@@ -226,6 +227,25 @@ def lint(session: nox.Session) -> None:
         "-m",
         "logitsmatch.ci.lint",
         env={**_env(LINT_ENV), "PYTHONPATH": str(ROOT / "src")},
+        external=True,
+    )
+
+
+@nox.session(venv_backend="none")
+def image(session: nox.Session) -> None:
+    """Build the cpu image (buildah) and run the cpu matrix inside it (podman's docker).
+
+    nox -s image -- [--base REF|local] [--torch-index URL|local] [--package-index URL]
+                    [--ca-bundle FILE|none] [--gpu-standin] [--build-only] [--keep] [--case C]
+    See ci/README.md, "Building and running the image here".
+    """
+    # why no shared env: stdlib only, like repro; this interpreter has nox to list the targets
+    session.run(
+        sys.executable,
+        "-m",
+        "logitsmatch.ci.image",
+        *session.posargs,
+        env={"PYTHONPATH": str(ROOT / "src")},
         external=True,
     )
 

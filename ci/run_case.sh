@@ -19,9 +19,8 @@ target="${case_name}@${platform}"
 deadline_s=${LOGITSMATCH_CASE_TIMEOUT:-3600}
 
 cd "$(dirname "$0")/.."
-# why: the container's user writes here and the host user (another uid) must be able to
-# remove it afterwards.
-umask 0000
+# The container runs as the caller (or, for a root caller, as the image's user, whom repro
+# hands runs/): no umask games, nothing here is writable by all.
 run_dir="runs/${target}"
 mkdir -p "$run_dir"
 export LOGITSMATCH_RUN_DIR="$run_dir"

@@ -12,6 +12,7 @@ Stdlib only: CI runners import this with a bare `python3` and `PYTHONPATH=src`.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from logitsmatch.ci.runners import ci_platform, image_ref
 from logitsmatch.ci.targets import Target, list_targets
 from logitsmatch.process_group import kill_group
 
-# The image's non-root user (Dockerfile ARG APP_UID/APP_GID; a test checks they agree).
+# The image's non-root user (Dockerfile ARG APP_UID/APP_GID; a test checks they agree): the
+# container's when the caller is root; otherwise the container runs as the caller, so that
+# what it writes in runs/ is the caller's and no folder has to be writable by all.
 IMAGE_USER = "1000:1000"
 WORKDIR = "/workspace"
 ENTRY = f"{WORKDIR}/ci/run_case.sh"
@@ -50,14 +53,31 @@ def container_env(target: Target, image: str) -> dict[str, str]:
     }
 
 
+def container_user(uid: int | None = None, gid: int | None = None) -> str:
+    """``uid:gid`` of the caller (this process by default), or the image's user for root."""
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    return IMAGE_USER if uid == 0 else f"{uid}:{gid}"
+
+
 def repro_command(
-    case: str, platform: str, image_tag: str, checkout_dir: Path, env: Mapping[str, str]
+    case: str,
+    platform: str,
+    image_tag: str,
+    checkout_dir: Path,
+    env: Mapping[str, str],
+    user: str | None = None,
 ) -> list[str]:
-    """The exact `docker run` argv that runs `case` on `platform` in image `image_tag`."""
+    """The exact `docker run` argv that runs `case` on `platform` in image `image_tag`, as
+    ``user`` (default: ``container_user()``)."""
     target = Target(case, platform)
     settings = ci_platform(platform)
     checkout = Path(checkout_dir).resolve()
-    argv = ["docker", "run", "--rm", "--init", "--user", IMAGE_USER, *settings.docker_args]
+    user = user or container_user()
+    argv = ["docker", "run", "--rm", "--init", "--user", user, *settings.docker_args]
+    if user != IMAGE_USER:
+        # why: the image's HOME belongs to its own user; nothing is kept there
+        env = {**env, "HOME": "/tmp"}
     for key in sorted(env):
         argv += ["--env", f"{key}={env[key]}"]
     argv += [
@@ -114,11 +134,19 @@ def docker_problem(timeout_s: float = 30.0) -> str | None:
     return None
 
 
-def prepare_runs_dir(checkout: Path) -> Path:
-    """Create runs/ writable for the container's user, whoever owns the checkout."""
+def prepare_runs_dir(checkout: Path, user: str | None = None) -> Path:
+    """Create runs/ (mode 0755) writable for the container's ``user``: the caller's own
+    folder, or for root callers (whose container runs as the image's user) handed to it."""
     runs = checkout / "runs"
-    runs.mkdir(exist_ok=True)
-    runs.chmod(0o777)  # why: the image's uid differs from the runner's/person's uid
+    runs.mkdir(mode=0o755, exist_ok=True)
+    user = user or container_user()
+    if os.getuid() == 0:
+        uid, gid = (int(part) for part in user.split(":"))
+        # why all of it: the container rewrites the files of an earlier run of its target
+        os.chown(runs, uid, gid)
+        for top, folders, files in os.walk(runs):
+            for name in folders + files:
+                os.lchown(os.path.join(top, name), uid, gid)
     return runs
 
 

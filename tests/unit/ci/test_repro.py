@@ -20,6 +20,7 @@ from logitsmatch.ci.repro import (
     NO_DOCKER_EXIT,
     _run,
     container_env,
+    container_user,
     repro_command,
 )
 from logitsmatch.ci.runners import ci_platform, image_ref
@@ -95,7 +96,7 @@ def test_gpu_command_has_the_gpu_flags_mounts_user_and_entry(tmp_path: Path) -> 
     text = shlex.join(argv)
     assert argv[:4] == ["docker", "run", "--rm", "--init"]
     assert "--gpus all --ipc=host --ulimit memlock=-1 --ulimit stack=67108864" in text
-    assert f"--user {IMAGE_USER}" in text
+    assert f"--user {container_user()}" in text
     assert f"--volume {tmp_path.resolve()}:/workspace:ro" in text
     assert f"--volume {tmp_path.resolve() / 'runs'}:/workspace/runs" in text
     assert f"--env LOGITSMATCH_IMAGE={IMAGE}" in text
@@ -167,7 +168,7 @@ def test_ci_jobs_and_repro_run_the_same_docker_command(tmp_path: Path, target: T
         container_env(target, entry["image"]),
     )
     assert shlex.join(github) == shlex.join(github_expected)
-    assert oct((checkout / "runs").stat().st_mode & 0o777) == oct(0o777)
+    assert oct((checkout / "runs").stat().st_mode & 0o777) == oct(0o755)
 
 
 def test_nox_repro_session_runs_the_same_command(tmp_path: Path) -> None:
@@ -250,7 +251,8 @@ def test_image_user_entry_and_tools_agree_with_the_dockerfile() -> None:
     uids = set(re.findall(r"^ARG APP_UID=(\d+)$", dockerfile, re.MULTILINE))
     gids = set(re.findall(r"^ARG APP_GID=(\d+)$", dockerfile, re.MULTILINE))
     assert len(uids) == len(gids) == 1 and f"{uids.pop()}:{gids.pop()}" == IMAGE_USER
-    assert set(re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.MULTILINE)) == {"cpu", "gpu"}
+    stages = set(re.findall(r"^FROM \S+ AS ([\w-]+)$", dockerfile, re.MULTILINE))
+    assert stages == {"cpu", "gpu"}
     assert set(re.findall(r"^WORKDIR (\S+)$", dockerfile, re.MULTILINE)) == {"/workspace"}
     entry = ROOT / ENTRY.removeprefix("/workspace/")
     assert entry.is_file() and os.access(entry, os.X_OK)
@@ -274,3 +276,12 @@ def test_a_run_past_its_deadline_is_stopped_with_its_whole_process_group(tmp_pat
     child = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def test_the_container_runs_as_the_caller_and_for_root_as_the_image_user(tmp_path: Path) -> None:
+    assert container_user(0, 0) == IMAGE_USER
+    assert container_user(1001, 121) == "1001:121"
+    as_caller = shlex.join(repro_command(CPU.case, CPU.platform, IMAGE, tmp_path, {}, "1001:121"))
+    assert "--user 1001:121" in as_caller and "--env HOME=/tmp" in as_caller
+    as_image = shlex.join(repro_command(CPU.case, CPU.platform, IMAGE, tmp_path, {}, IMAGE_USER))
+    assert f"--user {IMAGE_USER}" in as_image and "HOME=" not in as_image
