@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 DEFAULT_STATE = Path("/var/tmp/logitsmatch-image")
 STATE_ENV = "LOGITSMATCH_IMAGE_STATE"
@@ -54,6 +55,9 @@ driver = "overlay"
 graphroot = "{graphroot}"
 runroot = "{runroot}"
 """
+
+
+Stdin = int | IO[Any] | None  # what a step's standard input may be (None: /dev/null)
 
 
 class StepFailed(RuntimeError):
@@ -122,7 +126,7 @@ class Podman:
         return proc.returncode == 0
 
     def run(
-        self, step: str, argv: Sequence[str], log: Path | None = None, stdin: object = None
+        self, step: str, argv: Sequence[str], log: Path | None = None, stdin: Stdin = None
     ) -> None:
         """Run one builder command as the step ``step``; raise StepFailed when it fails."""
         run_step(step, argv, self._full_env(), log, stdin=stdin, shown_env=self.env())
@@ -149,7 +153,7 @@ def run_step(
     log: Path | None = None,
     timeout_s: float = 1800,
     cwd: Path | None = None,
-    stdin: object = None,
+    stdin: Stdin = None,
     shown_env: Mapping[str, str] | None = None,
 ) -> None:
     """Run ``argv``; its output goes to the console (and ``log``). A non-zero exit raises
@@ -169,7 +173,7 @@ def run_step(
             list(argv),
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            stdin=stdin if stdin is not None else subprocess.DEVNULL,  # type: ignore[arg-type]
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

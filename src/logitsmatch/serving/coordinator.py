@@ -26,8 +26,9 @@ from typing import Any, cast
 
 import zmq
 
-from logitsmatch.serving.coordinator_config import CoordinatorConfig
+from logitsmatch.serving.coordinator_config import REPLICA_WINDOW, CoordinatorConfig
 from logitsmatch.serving.errors import ProtocolError
+from logitsmatch.serving.fair_queue import FairQueue, Waiting, prompt_size
 from logitsmatch.serving.log_limit import RateLimitedLog
 from logitsmatch.serving.prefix_routing import DEFAULT_ALPHA, PREFIX_POLICIES, PrefixAffinity
 from logitsmatch.serving.protocol import (
@@ -90,6 +91,7 @@ class Coordinator:
         self._unreachable: set[bytes] = set()
         self._next_ping = 0.0
         self._bad_frames = RateLimitedLog(log)
+        self.waiting = FairQueue()  # requests no replica has room for yet
 
     def _bind(self, host: str, port: int) -> str:
         if ":" in host:
@@ -124,6 +126,7 @@ class Coordinator:
             return
         log.info("coordinator shutting down: %s", why)
         self.stopped = True
+        self._fail_waiting("stopped", f"the service is shutting down ({why})")
         self._shutdown_at = time.monotonic() + self.config.shutdown_grace_s
         for identity in list(self.registry.engines):
             self._send(identity, Control("shutdown"))
@@ -253,6 +256,8 @@ class Coordinator:
         self._send(identity, Ack("connect", self.config.name))
         if msg.role == "engine" and self.paused:
             self._send(identity, Control("pause"))
+        if msg.role == "engine":
+            self._dispatch()
 
     def _owned_route(self, identity: bytes, engine_id: str | None) -> Route | None:
         """The route of ``engine_id`` if it was sent to this replica (no one else may answer)."""
@@ -272,6 +277,7 @@ class Coordinator:
             self.registry.complete(msg.request_id)
             assert route is not None  # decode makes request_id non-empty, so None was dropped
             self._send(route.client, Reply(route.request_id, msg.record, replica.name))
+            self._dispatch()
         elif isinstance(msg, Partial):
             assert route is not None  # as for Reply
             self._send(
@@ -291,6 +297,7 @@ class Coordinator:
                     route.client,
                     Error(msg.code, f"replica {replica.name!r}: {message}", route.request_id),
                 )
+                self._dispatch()
         elif isinstance(msg, Forgotten):
             self.registry.forget_prefix(identity, msg.keys)
         elif isinstance(msg, Bye):
@@ -303,7 +310,12 @@ class Coordinator:
             self._on_submit(identity, msg)
         elif isinstance(msg, Abort):
             route = self.registry.find(identity, msg.request_id)
-            if route is None:
+            if route is None and self.waiting.remove(identity, msg.request_id) is not None:
+                self._send(
+                    identity,
+                    Error("aborted", "aborted before a replica took it", msg.request_id),
+                )
+            elif route is None:
                 self._send(
                     identity, Error("unknown_request", "no such request in flight", msg.request_id)
                 )
@@ -331,13 +343,45 @@ class Coordinator:
         if self.stopped:
             self._send(identity, Error("stopped", "the engines were stopped", msg.request_id))
             return
-        keys = self.config.prompt_keys(msg.prompt) if self.config.prompt_keys else []
+        waiting = self.waiting.holds(identity, msg.request_id)
         try:
-            route = self.registry.assign(identity, msg.request_id, keys)
+            self.registry.check_new(identity, msg.request_id, waiting, self.waiting.count(identity))
         except RegistryError as e:
             self._send(identity, Error(e.code, e.message, msg.request_id))
             return
-        self._send(route.replica, Submit(route.engine_id, msg.prompt, msg.sampling, msg.stream))
+        keys = self.config.prompt_keys(msg.prompt) if self.config.prompt_keys else []
+        item = Waiting(
+            msg.request_id,
+            msg.prompt,
+            msg.sampling,
+            msg.stream,
+            tuple(keys),
+            prompt_size(msg.prompt),
+        )
+        self.waiting.push(identity, item)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send waiting requests to replicas with room, the clients taking turns."""
+        window, window_bytes = self.config.replica_window, self.config.replica_window_bytes
+        while self.waiting:
+            taken = self.waiting.take(
+                lambda w: bool(self.registry.with_room(w.size, window, window_bytes))
+            )
+            if taken is None:
+                return
+            client, w = taken
+            among = self.registry.with_room(w.size, window, window_bytes)
+            try:
+                route = self.registry.assign(client, w.request_id, w.keys, w.size, among)
+            except RegistryError as e:
+                self._send(client, Error(e.code, e.message, w.request_id))
+                continue
+            self._send(route.replica, Submit(route.engine_id, w.prompt, w.sampling, w.stream))
+
+    def _fail_waiting(self, code: str, message: str) -> None:
+        for client, w in self.waiting.drain():
+            self._send(client, Error(code, message, w.request_id))
 
     def _on_control(self, identity: bytes, msg: Control) -> None:
         if msg.kind == "shutdown":
@@ -348,6 +392,7 @@ class Coordinator:
             self.paused = msg.kind == "pause"
         else:
             self.stopped = True
+            self._fail_waiting("stopped", "the engines were stopped")
         for engine in list(self.registry.engines):
             self._send(engine, msg)
         self._send(identity, Ack(msg.kind))
@@ -374,6 +419,8 @@ class Coordinator:
 
     def _drop_engine(self, identity: bytes, why: str) -> None:
         replica, routes = self.registry.remove_engine(identity)
+        if not self.registry.engines:
+            self._fail_waiting("no_replica", f"the last replica, {replica.name!r}, {why}")
         level = logging.WARNING if routes or why != "left" else logging.INFO
         log.log(
             level,
@@ -393,6 +440,7 @@ class Coordinator:
             )
 
     def _drop_client(self, identity: bytes) -> None:
+        self.waiting.drop_client(identity)
         for route in self.registry.remove_client(identity):
             if route.replica in self.registry.engines:
                 self._send(route.replica, Abort(route.engine_id))
@@ -465,7 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--prefix-tokenizer", help="the engines' model (its tokenizer hashes prompts)")
     p.add_argument("--kv-block-size", type=int, default=16, help="the engines' KV block size")
-    p.add_argument("--max-requests", type=int, default=32, help="an engine's concurrent requests")
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=REPLICA_WINDOW,
+        help="an engine's concurrent requests: the most one replica is sent at once (the rest "
+        "wait here and go out fairly across clients)",
+    )
     p.add_argument("--routing-alpha", type=float, default=DEFAULT_ALPHA)
     p.add_argument(
         "--secrets-file",
@@ -504,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             curve,
             secrets=secrets,
             client_timeout_s=args.client_timeout_s,
+            replica_window=args.max_requests,
             **_prefix_routing(args),
         )
         coordinator = Coordinator(config)

@@ -11,6 +11,12 @@ from logitsmatch.serving.routing import POLICIES, Policy
 from logitsmatch.serving.security import CurveServerKeys, check_bind
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 
+# An engine's concurrent requests by default (the coordinator's and the engines' --max-requests)
+REPLICA_WINDOW = 32
+# why 4 MB: a few of the largest prompts a frame may carry (1 MB), so another client's request
+# waits behind at most a few seconds of tokenizing, never behind a whole backlog
+REPLICA_WINDOW_BYTES = 4 << 20
+
 
 @dataclass(frozen=True)
 class CoordinatorConfig:
@@ -22,7 +28,10 @@ class CoordinatorConfig:
     ``prefix`` and ``prompt_keys`` (both or neither): prefix-aware routing, and how a prompt's
     block keys are computed (the engines' tokenizer and block size); ``secrets``: what engines
     and operators must show (fresh ones unless given: ``roles.py``); ``client_timeout_s``: a
-    client silent this long (it heartbeats while connected) is forgotten with its requests.
+    client silent this long (it heartbeats while connected) is forgotten with its requests;
+    ``replica_window`` / ``replica_window_bytes``: the most requests / prompt bytes one replica
+    is sent at once (an engine's concurrent requests); the rest wait in the coordinator and go
+    out fairly across clients (``fair_queue.py``). None: no bound.
     """
 
     host: str = "127.0.0.1"
@@ -39,6 +48,8 @@ class CoordinatorConfig:
     prompt_keys: PromptKeys | None = None
     secrets: ServiceSecrets = field(default_factory=ServiceSecrets.generate)
     client_timeout_s: float = PEER_TIMEOUT_S  # a client silent this long is forgotten
+    replica_window: int | None = REPLICA_WINDOW
+    replica_window_bytes: int | None = REPLICA_WINDOW_BYTES
 
     def __post_init__(self) -> None:
         if (self.prefix is None) != (self.prompt_keys is None):
@@ -54,6 +65,10 @@ class CoordinatorConfig:
                 f"CoordinatorConfig.engine_timeout_s ({self.engine_timeout_s}) must "
                 f"exceed heartbeat_s ({self.heartbeat_s})"
             )
+        for name in ("replica_window", "replica_window_bytes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"CoordinatorConfig.{name} must be a positive int, got {value!r}")
         if not callable(self.policy) and self.policy not in POLICIES:
             raise ValueError(
                 f"CoordinatorConfig.policy {self.policy!r} is unknown; use one of "

@@ -28,6 +28,7 @@ class Replica:
     name: str
     last_seen: float
     requests: set[str] = field(default_factory=set)  # engine-side ids in flight
+    prompt_bytes: int = 0  # of the requests in flight (fair_queue.prompt_size)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Route:
     replica: bytes
     engine_id: str
     keys: tuple[bytes, ...] = ()  # the prompt's block keys (prefix routing only)
+    size: int = 0  # the prompt's bytes, counted against the replica's window
 
 
 class Registry:
@@ -90,24 +92,55 @@ class Registry:
     def loads(self) -> list[ReplicaLoad]:
         return [ReplicaLoad(r.name, len(r.requests)) for r in self.engines.values()]
 
-    def assign(self, client: bytes, request_id: str, keys: Sequence[bytes] = ()) -> Route:
-        """Pick a replica for a client's new request (``keys``: its prompt's block keys);
-        refuses duplicates and an empty pool."""
+    def check_new(
+        self, client: bytes, request_id: str, waiting: bool = False, queued: int = 0
+    ) -> None:
+        """Refuse a duplicate id (in flight, or ``waiting`` in the coordinator's queue), a
+        client past its cap (in flight plus ``queued``), and an empty pool."""
         peer = self.clients[client]
-        if request_id in peer.requests:
+        if waiting or request_id in peer.requests:
             raise RegistryError(
                 "duplicate_id", f"request id {request_id!r} is already in flight from this client"
             )
         cap = self.max_requests_per_client
-        if cap is not None and len(peer.requests) >= cap:
+        if cap is not None and len(peer.requests) + queued >= cap:
             raise RegistryError(
                 "too_many_requests",
                 f"this client already has {cap} requests in flight (the limit); wait for some",
             )
         if not self.engines:
             raise RegistryError("no_replica", "no engine replica is registered")
-        replicas = list(self.engines.values())
-        loads = self.loads()
+
+    def with_room(self, size: int, window: int | None, window_bytes: int | None) -> list[bytes]:
+        """The replicas that can take a request of ``size`` prompt bytes now: fewer than
+        ``window`` requests in flight, and ``window_bytes`` not passed (a replica with nothing
+        in flight takes any one prompt). None: no bound."""
+        return [
+            r.identity
+            for r in self.engines.values()
+            if (window is None or len(r.requests) < window)
+            and (window_bytes is None or not r.requests or r.prompt_bytes + size <= window_bytes)
+        ]
+
+    def assign(
+        self,
+        client: bytes,
+        request_id: str,
+        keys: Sequence[bytes] = (),
+        size: int = 0,
+        among: Sequence[bytes] | None = None,
+    ) -> Route:
+        """Pick a replica for a client's new request (``keys``: its prompt's block keys,
+        ``size``: its bytes), from ``among`` (default: every replica, in registration order);
+        refuses what ``check_new`` refuses."""
+        self.check_new(client, request_id)
+        peer = self.clients[client]
+        replicas = (
+            list(self.engines.values()) if among is None else [self.engines[i] for i in among]
+        )
+        if not replicas:
+            raise RegistryError("no_replica", "no engine replica has room")
+        loads = [ReplicaLoad(r.name, len(r.requests)) for r in replicas]
         index = self.prefix(loads, keys) if self.prefix and keys else self.policy(loads)
         if not isinstance(index, int) or not 0 <= index < len(replicas):
             raise RegistryError(
@@ -116,10 +149,11 @@ class Registry:
             )
         replica = replicas[index]
         kept = tuple(keys) if self.prefix else ()
-        route = Route(client, request_id, replica.identity, str(next(self._ids)), kept)
+        route = Route(client, request_id, replica.identity, str(next(self._ids)), kept, size)
         self.routes[route.engine_id] = route
         peer.requests[request_id] = route.engine_id
         replica.requests.add(route.engine_id)
+        replica.prompt_bytes += size
         return route
 
     def forget_prefix(self, identity: bytes, keys: Sequence[bytes]) -> None:
@@ -148,6 +182,7 @@ class Registry:
         replica = self.engines.get(route.replica)
         if replica is not None:
             replica.requests.discard(engine_id)
+            replica.prompt_bytes -= route.size
         peer = self.clients.get(route.client)
         if peer is not None:
             peer.requests.pop(route.request_id, None)

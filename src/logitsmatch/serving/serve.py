@@ -75,6 +75,9 @@ def main(argv: list[str]) -> int:
         str(args.port),
         "--engine-timeout-s",
         str(args.coordinator_timeout_s),
+        # why: a replica is sent no more than it runs at once; the rest wait, fairly
+        "--max-requests",
+        str(options.scheduler.max_num_seqs),
         *extra,
         curve_server_public=server_public,
     )

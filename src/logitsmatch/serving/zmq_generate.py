@@ -64,19 +64,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def coordinator_routing(args: argparse.Namespace) -> list[str]:
-    """The coordinator's routing flags; prefix-aware only when the engines cache prefixes
-    (as Megatron-LM falls back to load-balanced routing without prefix caching)."""
+    """The coordinator's routing flags: a replica is sent at most the requests its engine
+    runs at once; prefix-aware only when the engines cache prefixes (as Megatron-LM falls
+    back to load-balanced routing without prefix caching)."""
+    window = ["--max-requests", str(args.inference_max_requests)]
     if args.coordinator_policy == "load_balanced" or not args.prefix_caching:
-        return []
+        return window
     return [
+        *window,
         "--prefix-routing",
         args.coordinator_policy,
         "--prefix-tokenizer",
         args.model,
         "--kv-block-size",
         str(args.kv_block_size),
-        "--max-requests",
-        str(args.inference_max_requests),
         "--routing-alpha",
         str(args.routing_alpha),
     ]

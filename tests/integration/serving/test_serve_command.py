@@ -93,9 +93,10 @@ def test_nothing_outlives_serve_killed_by_sigkill(tmp_path):
         ):
             assert time.monotonic() < deadline, "the ranks did not start"
             time.sleep(0.2)
-        tree = serve.children(recursive=True)
-        addresses = _listening(tree)
-        assert len(addresses) >= 3  # the coordinator's and each gloo rank's
+        # the coordinator's port and each gloo rank's, once the ranks have joined
+        while len(addresses := _listening(tree := serve.children(recursive=True))) < 3:
+            assert time.monotonic() < deadline, f"the ranks never listened: {addresses}"
+            time.sleep(0.2)
         assert {ip for ip, _ in addresses} <= {"127.0.0.1", "::1"}, addresses
         ports = {port for _, port in addresses}
         proc.kill()
