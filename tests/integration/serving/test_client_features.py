@@ -207,3 +207,70 @@ def test_no_coordinator_at_connect_is_a_clear_error():
             await client.close()
 
     run(go())
+
+
+@pytest.fixture
+def narrow(threads):
+    """A replica that is sent one request at a time: the rest wait in the coordinator."""
+    coordinator = threads.coordinator(heartbeat_s=0.1, replica_window=1)
+    result = threads.worker(coordinator.address, "r0", NullEngine(step_delay_s=0.005))
+    return coordinator, result
+
+
+def test_a_waiting_request_can_be_aborted_and_the_next_one_still_runs(narrow):
+    async def go():
+        client = await connected(narrow[0].address)
+        long = await client.add_request(
+            "x", SamplingParams(num_tokens_to_generate=400), request_id="long"
+        )
+        queued = await client.add_request("y", SamplingParams(), request_id="queued")
+        after = await client.add_request("z", SamplingParams(num_tokens_to_generate=3))
+        await client.abort("queued")
+        with pytest.raises(RequestFailed, match=r"aborted before a replica took it"):
+            await queued
+        records = [await long, await after]
+        await client.close()
+        return records
+
+    long, after = run(go())
+    assert len(long["generated_tokens"]) == 400 and len(after["generated_tokens"]) == 3
+
+
+def test_two_clients_take_turns_on_a_one_request_window(narrow):
+    order: list[str] = []
+
+    async def go():
+        a = await connected(narrow[0].address)
+        b = await connected(narrow[0].address)
+        futures = [
+            await a.add_request("a", SamplingParams(num_tokens_to_generate=20), request_id=f"a{i}")
+            for i in range(4)
+        ]
+        futures.append(await b.add_request("b", SamplingParams(num_tokens_to_generate=20)))
+        for f, name in zip(futures, ["a0", "a1", "a2", "a3", "b"], strict=True):
+            f.add_done_callback(lambda _, name=name: order.append(name))
+        await asyncio.gather(*futures)
+        await a.close()
+        await b.close()
+
+    run(go())
+    # a0 was running and a1 next in turn when b arrived; then b, before a's backlog
+    assert order.index("b") <= 2, order
+
+
+def test_stop_fails_the_waiting_requests(narrow):
+    coordinator, _ = narrow
+
+    async def go():
+        client = await connected(coordinator.address, coordinator.config.secrets.operator)
+        running = await client.add_request("x", SamplingParams(num_tokens_to_generate=10**4))
+        waiting = await client.add_request("y", SamplingParams())
+        await asyncio.sleep(0.05)
+        await client.stop()
+        with pytest.raises(RequestFailed, match=r"\(stopped\)"):
+            await waiting
+        record = await running
+        await client.close()
+        return record
+
+    assert run(go())["finish_reason"] == "aborted"
