@@ -231,6 +231,21 @@ def lint(session: nox.Session) -> None:
     )
 
 
+def _stdlib_tool(session: nox.Session, module: str) -> None:
+    """Run a stdlib-only ``logitsmatch.ci`` module from the checkout with nox's interpreter.
+
+    why no shared env: these start containers (or the case's own session) and need only
+    the stdlib, and this interpreter has nox, with which they list the case targets."""
+    session.run(
+        sys.executable,
+        "-m",
+        module,
+        *session.posargs,
+        env={"PYTHONPATH": str(ROOT / "src")},
+        external=True,
+    )
+
+
 @nox.session(venv_backend="none")
 def image(session: nox.Session) -> None:
     """Build the cpu image (buildah) and run the cpu matrix inside it (podman's docker).
@@ -239,15 +254,7 @@ def image(session: nox.Session) -> None:
                     [--ca-bundle FILE|none] [--gpu-standin] [--build-only] [--keep] [--case C]
     See ci/README.md, "Building and running the image here".
     """
-    # why no shared env: stdlib only, like repro; this interpreter has nox to list the targets
-    session.run(
-        sys.executable,
-        "-m",
-        "logitsmatch.ci.image",
-        *session.posargs,
-        env={"PYTHONPATH": str(ROOT / "src")},
-        external=True,
-    )
+    _stdlib_tool(session, "logitsmatch.ci.image")
 
 
 @nox.session(venv_backend="none")
@@ -256,13 +263,4 @@ def repro(session: nox.Session) -> None:
 
     nox -s repro -- CASE [--platform P] [--image IMAGE] [--print | --native]
     """
-    # why: repro needs no shared env (stdlib only; it starts a container, or with --native
-    # the case's own session), and this interpreter has nox to list the case's platforms.
-    session.run(
-        sys.executable,
-        "-m",
-        "logitsmatch.ci.repro",
-        *session.posargs,
-        env={"PYTHONPATH": str(ROOT / "src")},
-        external=True,
-    )
+    _stdlib_tool(session, "logitsmatch.ci.repro")
