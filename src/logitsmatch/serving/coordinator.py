@@ -56,6 +56,7 @@ from logitsmatch.serving.security import CurveServerKeys, admit_engine_key, secu
 from logitsmatch.serving.timeouts import HEARTBEAT_S, PEER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
+ERROR_TEXT_CHARS = 256  # of a bad-frame error reply's text
 MAX_BATCH = 256  # messages handled between two ticks, so heartbeats run even under a flood
 
 
@@ -75,7 +76,9 @@ class Coordinator:
         # why a bound: a peer that never reads must not grow our queue without end; past it a
         # send fails (EAGAIN, never a silent drop) and the peer is dropped as unreachable
         self.sock.setsockopt(zmq.SNDHWM, config.limits.max_queued_per_peer)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
+        # why a bound: a peer that sends faster than frames are decoded must wait (ZMQ then
+        # stops reading its connection: TCP back-pressure, nothing dropped), not fill memory
+        self.sock.setsockopt(zmq.RCVHWM, config.limits.max_inbound_per_peer)
         self.sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_frame_bytes)
         self.auth = None
         try:
@@ -90,7 +93,8 @@ class Coordinator:
         self._finished = False
         self._unreachable: set[bytes] = set()
         self._next_ping = 0.0
-        self._bad_frames = RateLimitedLog(log)
+        self._bad_frames = RateLimitedLog(log)  # what peers send wrong
+        self._peer_log = RateLimitedLog(log)  # what happens to peers (unreachable, forgotten)
         self.waiting = FairQueue()  # requests no replica has room for yet
 
     def _bind(self, host: str, port: int) -> str:
@@ -153,13 +157,15 @@ class Coordinator:
         for identity in self.registry.expired(now, timeout):
             self._drop_engine(identity, f"sent nothing for {timeout} s (heartbeat deadline)")
         for identity in self.registry.vanished(now, self.config.client_timeout_s):
-            log.info(
-                "client %s sent nothing for %s s; forgotten",
-                identity.hex(),
-                self.config.client_timeout_s,
+            self._peer_log.note(
+                f"client {identity.hex()} sent nothing for {self.config.client_timeout_s} s; "
+                "forgotten",
+                now,
+                logging.INFO,
             )
             self._drop_client(identity)
         self._bad_frames.flush(now)
+        self._peer_log.flush(now)
         self._reap_unreachable()
         if self._shutdown_at is not None and (not self.registry.engines or now > self._shutdown_at):
             for identity in list(self.registry.engines):
@@ -210,9 +216,9 @@ class Coordinator:
 
     def _refuse(self, identity: bytes, e: ProtocolError) -> None:
         self._bad_frames.note(f"coordinator: bad frame from peer {identity.hex()}: {e}")
-        self._send(
-            identity, Error("bad_frame", str(e)[: self.config.limits.max_text_chars], e.request_id)
-        )
+        # why short: a peer that never reads gets every reply queued (up to the send bound),
+        # so a reply must not be an amplifier of what it sent
+        self._send(identity, Error("bad_frame", str(e)[:ERROR_TEXT_CHARS], e.request_id))
 
     def _on_connect(self, identity: bytes, msg: Connect, role: str | None) -> None:
         if msg.version != PROTOCOL_VERSION:
@@ -233,7 +239,9 @@ class Coordinator:
             return
         if not self.config.secrets.admits(msg.role, msg.secret):
             # why no detail: a wrong secret and a missing one must look the same to a prober
-            log.warning("peer %s asked for role %r without its secret", identity.hex(), msg.role)
+            self._bad_frames.note(
+                f"peer {identity.hex()} asked for role {msg.role!r} without its secret"
+            )
             self._send(
                 identity,
                 Error("forbidden", f"the {msg.role} role needs this service's {msg.role} secret"),
@@ -349,6 +357,10 @@ class Coordinator:
         except RegistryError as e:
             self._send(identity, Error(e.code, e.message, msg.request_id))
             return
+        busy = self._waiting_room_full(identity, prompt_size(msg.prompt))
+        if busy:
+            self._send(identity, Error("busy", busy, msg.request_id))
+            return
         keys = self.config.prompt_keys(msg.prompt) if self.config.prompt_keys else []
         item = Waiting(
             msg.request_id,
@@ -360,6 +372,23 @@ class Coordinator:
         )
         self.waiting.push(identity, item)
         self._dispatch()
+
+    def _waiting_room_full(self, client: bytes, size: int) -> str | None:
+        """Why a prompt of ``size`` bytes cannot wait here now, or None: the prompts waiting
+        for a replica are bounded per client and in all (their bytes are held here)."""
+        limits = self.config.limits
+        mine, everyone = self.waiting.bytes_of(client), self.waiting.bytes
+        if mine and mine + size > limits.max_waiting_bytes_per_client:
+            return (
+                f"this client already has {mine} bytes of prompts waiting for a replica (the "
+                f"limit is {limits.max_waiting_bytes_per_client}); wait for some replies"
+            )
+        if everyone and everyone + size > limits.max_waiting_bytes:
+            return (
+                f"{everyone} bytes of prompts are waiting for a replica (the limit is "
+                f"{limits.max_waiting_bytes}); try again later"
+            )
+        return None
 
     def _dispatch(self) -> None:
         """Send waiting requests to replicas with room, the clients taking turns."""
@@ -404,7 +433,10 @@ class Coordinator:
             self.sock.send_multipart([identity, encode(msg)], zmq.NOBLOCK)
             return True
         except zmq.ZMQError as e:  # why: EHOSTUNREACH (peer gone) or EAGAIN; never fatal
-            log.info("coordinator: cannot send %s to %s (%s)", msg.KIND, identity.hex(), e)
+            self._peer_log.note(
+                f"coordinator: cannot send {msg.KIND} to {identity.hex()} ({e})",
+                level=logging.INFO,
+            )
             self._unreachable.add(identity)
             return False
 

@@ -19,7 +19,9 @@ class ProtocolError(ValueError):
     """
 
     def __init__(self, field: str, value: Any, reason: str, request_id: str | None = None) -> None:
-        super().__init__(f"field {field!r} = {short(value)}: {reason}")
+        # why short(field) too: an unknown key is the peer's to choose, 2 million characters
+        # long if it likes, and this text goes into a reply and the log
+        super().__init__(f"field {short(field)} = {short(value)}: {reason}")
         self.field, self.value, self.reason, self.request_id = field, value, reason, request_id
 
 

@@ -40,6 +40,8 @@ class FairQueue:
     def __init__(self) -> None:
         self._queues: OrderedDict[bytes, deque[Waiting]] = OrderedDict()
         self._ids: dict[bytes, set[str]] = {}
+        self._bytes: dict[bytes, int] = {}
+        self.bytes = 0  # of every waiting prompt
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -47,6 +49,12 @@ class FairQueue:
     def push(self, client: bytes, item: Waiting) -> None:
         self._queues.setdefault(client, deque()).append(item)
         self._ids.setdefault(client, set()).add(item.request_id)
+        self._bytes[client] = self._bytes.get(client, 0) + item.size
+        self.bytes += item.size
+
+    def bytes_of(self, client: bytes) -> int:
+        """The bytes of ``client``'s waiting prompts."""
+        return self._bytes.get(client, 0)
 
     def count(self, client: bytes) -> int:
         return len(self._ids.get(client, ()))
@@ -60,7 +68,7 @@ class FairQueue:
         for client, queue in self._queues.items():
             if fits(queue[0]):
                 item = queue.popleft()
-                self._forget(client, item.request_id)
+                self._forget(client, item)
                 if queue:
                     self._queues.move_to_end(client)
                 else:
@@ -74,7 +82,7 @@ class FairQueue:
         for item in queue or ():
             if item.request_id == request_id:
                 queue.remove(item)  # type: ignore[union-attr]
-                self._forget(client, request_id)
+                self._forget(client, item)
                 if not queue:
                     del self._queues[client]
                 return item
@@ -83,6 +91,7 @@ class FairQueue:
     def drop_client(self, client: bytes) -> list[Waiting]:
         """Everything a client had waiting (it left)."""
         self._ids.pop(client, None)
+        self.bytes -= self._bytes.pop(client, 0)
         return list(self._queues.pop(client, ()))
 
     def drain(self) -> list[tuple[bytes, Waiting]]:
@@ -90,10 +99,15 @@ class FairQueue:
         items = [(c, item) for c, q in self._queues.items() for item in q]
         self._queues.clear()
         self._ids.clear()
+        self._bytes.clear()
+        self.bytes = 0
         return items
 
-    def _forget(self, client: bytes, request_id: str) -> None:
+    def _forget(self, client: bytes, item: Waiting) -> None:
         ids = self._ids[client]
-        ids.discard(request_id)
+        ids.discard(item.request_id)
+        self._bytes[client] -= item.size
+        self.bytes -= item.size
         if not ids:
             del self._ids[client]
+            del self._bytes[client]

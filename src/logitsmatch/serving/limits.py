@@ -25,6 +25,10 @@ class Limits:
     max_requests_per_client: int = 4096  # in flight at once; a submit past it is refused
     max_queued_per_peer: int = 100_000  # messages waiting for a peer that does not read; past
     # it the peer counts as gone (ZMQ's send high-water mark)
+    max_inbound_per_peer: int = 100  # frames read ahead from one peer; past it ZMQ stops reading
+    # its connection until the coordinator catches up (ZMQ's receive high-water mark)
+    max_waiting_bytes_per_client: int = 64 << 20  # prompts waiting for a replica (fair_queue)
+    max_waiting_bytes: int = 512 << 20  # the same, all clients together
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -11,6 +11,7 @@ import zmq
 from logitsmatch.engine.request import SamplingParams
 from logitsmatch.serving.client import Client
 from logitsmatch.serving.errors import CoordinatorLost, RequestFailed, RequestTimeout
+from logitsmatch.serving.limits import Limits
 from logitsmatch.serving.null_engine import NullEngine
 from logitsmatch.serving.protocol import Connect, Control, Error, decode, encode
 
@@ -274,3 +275,26 @@ def test_stop_fails_the_waiting_requests(narrow):
         return record
 
     assert run(go())["finish_reason"] == "aborted"
+
+
+def test_a_client_past_its_waiting_bytes_gets_busy_and_the_rest_still_run(threads):
+    coordinator = threads.coordinator(
+        heartbeat_s=0.1, replica_window=1, limits=Limits(max_waiting_bytes_per_client=1000)
+    )
+    threads.worker(coordinator.address, "r0", NullEngine(step_delay_s=0.005))
+
+    async def go():
+        client = await connected(coordinator.address)
+        running = await client.add_request("x", SamplingParams(num_tokens_to_generate=200))
+        waiting = [
+            await client.add_request("p" * 400, SamplingParams(num_tokens_to_generate=2))
+            for _ in range(2)
+        ]
+        refused = await client.add_request("p" * 400, SamplingParams())
+        with pytest.raises(RequestFailed, match=r"\(busy\): this client already has 800 bytes"):
+            await refused
+        records = [await running, *[await w for w in waiting]]
+        await client.close()
+        return records
+
+    assert [len(r["generated_tokens"]) for r in run(go())] == [200, 2, 2]

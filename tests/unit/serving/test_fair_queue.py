@@ -101,3 +101,16 @@ def test_the_cap_counts_waiting_requests_and_duplicates_include_them():
         assert e.code == "duplicate_id"
     else:
         raise AssertionError("a duplicate of a waiting request was admitted")
+
+
+def test_the_bytes_waiting_are_counted_per_client_and_in_all():
+    q = FairQueue()
+    q.push(b"a", _w("1", 100))
+    q.push(b"a", _w("2", 50))
+    q.push(b"b", _w("3", 7))
+    assert (q.bytes_of(b"a"), q.bytes_of(b"b"), q.bytes) == (150, 7, 157)
+    q.take(lambda w: True)  # a's "1"
+    q.remove(b"b", "3")
+    assert (q.bytes_of(b"a"), q.bytes_of(b"b"), q.bytes) == (50, 0, 50)
+    q.drop_client(b"a")
+    assert q.bytes == 0

@@ -26,3 +26,13 @@ def test_a_flood_logs_the_first_lines_of_a_window_then_one_count(caplog):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         RateLimitedLog(logging.getLogger("x"), per_window=0)
+
+
+def test_a_line_a_peer_makes_long_is_cut_and_keeps_its_level(caplog):
+    logger = logging.getLogger("test-long")
+    limited = RateLimitedLog(logger, max_chars=40)
+    with caplog.at_level(logging.INFO, logger="test-long"):
+        limited.note("unknown field " + "K" * 2_000_000, now=1.0, level=logging.INFO)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "unknown field " + "K" * 26 + "... (2000014 chars)"

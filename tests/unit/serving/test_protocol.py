@@ -281,3 +281,11 @@ def test_submit_round_trips(prompt, n, logprobs, rid):
 
 def test_version_is_carried_by_connect():
     assert decode(encode(Connect("engine", "r0"))).version == PROTOCOL_VERSION
+
+
+def test_an_unknown_field_named_at_length_is_quoted_short():
+    frame = msgpack.packb({"kind": "heartbeat", "K" * 2_000_000: 1})
+    with pytest.raises(ProtocolError) as error:
+        decode(frame)
+    assert len(str(error.value)) < 300, str(error.value)[:400]
+    assert "2000002 chars" in str(error.value)
