@@ -135,6 +135,10 @@ def test_the_coordinator_forgets_what_a_replica_reports_it_dropped(threads, evic
         assert _holders(affinity, keys) == set()
     else:
         time.sleep(0.5)  # a report, had one been sent, would have arrived by now
-        assert _holders(affinity, keys) == {"r0"}
-        assert engines[0].allocator.prefix_cache is not None
-        assert engines[0].allocator.prefix_cache.match(keys) != []
+        # why not always r0: the replica that registered first gets the tie, and the two
+        # workers race to register
+        holders = _holders(affinity, keys)
+        assert len(holders) == 1, holders
+        engine = engines[int(holders.pop().removeprefix("r"))]
+        assert engine.allocator.prefix_cache is not None
+        assert engine.allocator.prefix_cache.match(keys) != []
