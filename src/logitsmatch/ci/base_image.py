@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from logitsmatch.ci.podman import Podman, StepFailed, run_step
@@ -21,6 +22,7 @@ LOCAL_BASE_REF = "localhost/logitsmatch-base:bookworm"
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3", "ca-certificates")
 MIRROR_ENV = "LOGITSMATCH_DEBIAN_MIRROR"
+BOOTSTRAP_RETRY_PAUSES_S = (15.0, 60.0)  # between the 3 tries of debootstrap
 _APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -58,11 +60,10 @@ def prepare_base(podman: Podman, base: str, log: Path) -> str:
         print(f"image: [base] {LOCAL_BASE_REF} is stored already", flush=True)
         return LOCAL_BASE_REF
     rootfs = podman.state / "rootfs"
-    shutil.rmtree(rootfs, ignore_errors=True)  # why: a half-made one from an interrupted run
     mirror = host_mirror()
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE]
     argv += [str(rootfs), *([mirror] if mirror else [])]
-    run_step("base", argv, log=log)
+    _bootstrap(argv, rootfs, log)
     # why: Debian marks its Python externally managed (PEP 668); this file system exists only
     # to be the image's Python, as the slim Python images' is.
     for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
@@ -70,6 +71,22 @@ def prepare_base(podman: Podman, base: str, log: Path) -> str:
     _import(podman, rootfs, log)
     shutil.rmtree(rootfs, ignore_errors=True)
     return LOCAL_BASE_REF
+
+
+def _bootstrap(argv: list[str], rootfs: Path, log: Path) -> None:
+    """debootstrap, retried: a mirror mid-update serves a Release whose Packages file is not
+    there yet ("Couldn't download .../Packages", seen once in a CI run; a minute later it
+    worked), and debootstrap itself never retries."""
+    for attempt, pause_s in enumerate((*BOOTSTRAP_RETRY_PAUSES_S, None), start=1):
+        shutil.rmtree(rootfs, ignore_errors=True)  # why: a half-made one from a failed try
+        try:
+            run_step("base", argv, log=log)
+            return
+        except StepFailed as failed:
+            if pause_s is None:
+                raise
+            print(f"image: [base] attempt {attempt} failed; again in {pause_s:.0f} s: {failed}")
+            time.sleep(pause_s)
 
 
 def _import(podman: Podman, rootfs: Path, log: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logitsmatch.ci import image
+from logitsmatch.ci import base_image, image
 from logitsmatch.ci.base_image import host_mirror
 from logitsmatch.ci.podman import CONTAINERS_CONF, Podman, StepFailed, run_step
 from logitsmatch.ci.wheel_index import WheelServer, normalize, write_simple_index
@@ -154,3 +154,19 @@ def test_the_build_command_uses_host_network_the_ca_secret_and_the_indexes(tmp_p
 def test_a_ca_bundle_that_is_not_a_file_is_refused_at_the_command_line(tmp_path):
     with pytest.raises(SystemExit):
         image.main(["--ca-bundle", str(tmp_path / "missing.crt")])
+
+
+def test_debootstrap_is_tried_again_after_a_mirror_hiccup(tmp_path, monkeypatch):
+    monkeypatch.setattr(base_image, "BOOTSTRAP_RETRY_PAUSES_S", (0.0, 0.0))
+    marker = tmp_path / "tried"
+    # fails the first time (as a mirror mid-update does), succeeds the second
+    code = (
+        f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); t = p.exists(); "
+        "p.touch(); sys.exit(0 if t else 1)"
+    )
+    rootfs = tmp_path / "rootfs"
+    base_image._bootstrap([sys.executable, "-c", code], rootfs, tmp_path / "log")
+    assert marker.exists()
+    always = [sys.executable, "-c", "import sys; print('E: Couldn\\'t download'); sys.exit(1)"]
+    with pytest.raises(StepFailed, match="Couldn't download"):
+        base_image._bootstrap(always, rootfs, tmp_path / "log")
