@@ -148,7 +148,7 @@ def build(podman: Podman, opts: Options, timings: Timings, log: Path) -> str:
 def image_size(podman: Podman, tag: str) -> str:
     proc = subprocess.run(
         ["podman", "image", "inspect", "--format", "{{.Size}}", tag],
-        env={**os.environ, **podman.env()},
+        env=podman.full_env(),
         capture_output=True,
         text=True,
         check=False,
@@ -167,7 +167,7 @@ def run_matrix(podman: Podman, tag: str, cases: Sequence[str], timings: Timings)
         targets = [t for t in targets if t.case in cases]
     if not targets:
         raise StepFailed(f"step 'matrix': nox lists no {PLATFORM} case target: nothing to run")
-    env = {**os.environ, **podman.env(), "PATH": podman.docker_path()}
+    env = {**podman.full_env(), "PATH": podman.docker_path()}
     env["PYTHONPATH"] = str(ROOT / "src")
     failed: list[Target] = []
     for target in targets:

@@ -121,7 +121,7 @@ class Podman:
 
     def image_exists(self, ref: str) -> bool:
         proc = subprocess.run(
-            ["podman", "image", "exists", ref], env=self._full_env(), capture_output=True
+            ["podman", "image", "exists", ref], env=self.full_env(), capture_output=True
         )
         return proc.returncode == 0
 
@@ -129,20 +129,21 @@ class Podman:
         self, step: str, argv: Sequence[str], log: Path | None = None, stdin: Stdin = None
     ) -> None:
         """Run one builder command as the step ``step``; raise StepFailed when it fails."""
-        run_step(step, argv, self._full_env(), log, stdin=stdin, shown_env=self.env())
+        run_step(step, argv, self.full_env(), log, stdin=stdin, shown_env=self.env())
 
     def remove_storage(self) -> None:
         """Remove every image, container and layer of this storage (nothing outside it)."""
         if self.storage.exists():
             subprocess.run(
                 ["podman", "system", "reset", "--force"],
-                env=self._full_env(),
+                env=self.full_env(),
                 capture_output=True,
                 timeout=300,
             )
             shutil.rmtree(self.storage, ignore_errors=True)
 
-    def _full_env(self) -> dict[str, str]:
+    def full_env(self) -> dict[str, str]:
+        """This process's environment plus ``env()``."""
         return {**os.environ, **self.env()}
 
 

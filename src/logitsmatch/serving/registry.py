@@ -89,8 +89,10 @@ class Registry:
         peer = self.clients[identity] = ClientPeer(identity, name, operator=operator, last_seen=now)
         return peer
 
-    def loads(self) -> list[ReplicaLoad]:
-        return [ReplicaLoad(r.name, len(r.requests)) for r in self.engines.values()]
+    def loads(self, replicas: Sequence[Replica] | None = None) -> list[ReplicaLoad]:
+        """What a routing policy sees of ``replicas`` (default: every one, in order)."""
+        chosen = self.engines.values() if replicas is None else replicas
+        return [ReplicaLoad(r.name, len(r.requests)) for r in chosen]
 
     def check_new(
         self, client: bytes, request_id: str, waiting: bool = False, queued: int = 0
@@ -140,7 +142,7 @@ class Registry:
         )
         if not replicas:
             raise RegistryError("no_replica", "no engine replica has room")
-        loads = [ReplicaLoad(r.name, len(r.requests)) for r in replicas]
+        loads = self.loads(replicas)
         index = self.prefix(loads, keys) if self.prefix and keys else self.policy(loads)
         if not isinstance(index, int) or not 0 <= index < len(replicas):
             raise RegistryError(
